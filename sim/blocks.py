@@ -17,7 +17,10 @@ class Block:
     """A block the CLI can elaborate, simulate, benchmark and synthesise.
 
     ``factory(**params)`` builds the top-level component from a validated ``params`` set;
-    ``testbench`` is the cocotb module whose ``bench`` test ``scoville bench`` runs.
+    ``testbench`` is the cocotb module whose ``bench`` test ``scoville bench`` runs, with the
+    workload options of ``bench_params`` (a :class:`Params` set: sizes, patterns, counts — not
+    hardware parameters) handed over as ``verif.tb.bench_args()``; the test hands its result
+    dict back with ``verif.tb.write_bench_result``.
     """
     name: str
     summary: str
@@ -25,7 +28,7 @@ class Block:
     factory: Callable
     testbench: str
     status: str = "done"
-    bench_args: tuple = ()
+    bench_params: type[Params] | None = None
 
     def configure(self, **overrides):
         """Validated parameter set from defaults plus ``overrides``."""
