@@ -12,6 +12,7 @@ import importlib.util
 import itertools
 import json
 import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -146,12 +147,15 @@ def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env
     """Run cocotb ``module`` (e.g. ``"verif.tb_skid_buffer"``) on ``block`` built with ``params``.
 
     Returns a :class:`RunResult`; raises :class:`SimulationFailed` when any cocotb test fails
-    or the simulator dies. ``seed`` defaults to ``$SCOVILLE_SEED`` or 1, so runs repeat exactly.
+    or the simulator dies. ``testcase`` is a regular expression selecting cocotb tests by name
+    (``"stream_integrity"`` also selects its parametrised variants). ``seed`` defaults to
+    ``$SCOVILLE_SEED`` or 1, so runs repeat exactly.
     """
+    __tracebackhide__ = True  # pytest shows the SimulationFailed message, not runner internals
     build_dir, top = build(block, params, sim)
     if seed is None:
         seed = int(os.environ.get("SCOVILLE_SEED", "1"))
-    tag = f"{testcase or 'all'}-s{seed}-p{os.getpid()}-{next(_run_counter)}"
+    tag = f"{re.sub(r'[^A-Za-z0-9_]+', '_', testcase or 'all')}-s{seed}-p{os.getpid()}-{next(_run_counter)}"
     run_dir = build_dir.with_name(build_dir.name + ".runs") / tag
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -171,7 +175,7 @@ def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env
     runner.timescale = ("1ns", "1ps")
     crashed = None
     try:
-        runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog", testcase=testcase, seed=seed,
+        runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog", test_filter=testcase, seed=seed,
                     build_dir=build_dir, test_dir=run_dir, results_xml=str(results),
                     extra_env=extra_env, waves=_waves(), log_file=log, timescale=("1ns", "1ps"))
     except (SystemExit, RuntimeError) as exc:

@@ -1,0 +1,40 @@
+"""Shared pytest helpers: simulator selection and running a block's cocotb tests."""
+
+import os
+
+import pytest
+
+from sim.blocks import get_block
+from sim.runner import run, simulator_available
+
+
+def _icarus_gate():
+    """Icarus is optional for users (skip, saying why) but mandatory in CI (fail)."""
+    if simulator_available("icarus"):
+        return
+    message = "Icarus Verilog (iverilog) is not installed; apt-get install iverilog to run these tests"
+    if os.environ.get("CI") or os.environ.get("SCOVILLE_REQUIRE_ICARUS"):
+        pytest.fail(message + " (required in CI)")
+    pytest.skip(message)
+
+
+@pytest.fixture(params=["verilator", pytest.param("icarus", marks=pytest.mark.icarus)])
+def sim(request):
+    """Run the test on Verilator and on Icarus."""
+    if request.param == "icarus":
+        _icarus_gate()
+    return request.param
+
+
+@pytest.fixture
+def icarus():
+    """For tests that run on Icarus only (a representative subset of a Verilator matrix)."""
+    _icarus_gate()
+    return "icarus"
+
+
+def run_block(block_name, params, module, *, sim="verilator", testcase=None, seed=None, env=None):
+    """Run cocotb ``module`` against block ``block_name`` elaborated with ``params``."""
+    block = get_block(block_name)
+    full = block.configure(**params).as_dict()
+    return run(block, full, module=module, sim=sim, testcase=testcase, seed=seed, env=env)
