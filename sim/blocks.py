@@ -5,7 +5,7 @@ from typing import Callable
 
 from hw.arbiter import RoundRobinArbiter, RoundRobinArbiterParams
 from hw.csr import CSRBankParams, csr_bank
-from hw.params import ParameterError, Params
+from hw.params import ParameterError, Params, param
 from hw.skid_buffer import SkidBuffer, SkidBufferParams
 
 
@@ -35,13 +35,35 @@ class Block:
         return self.params(**overrides)
 
 
+@dataclass(frozen=True)
+class StreamBench(Params):
+    """Workload of the stream-block benches: beats pushed through, stall pattern on both ends."""
+    beats: int = param(10000, lo=1, hi=10_000_000, doc="beats to transfer")
+    stall: str = param("random", choices=("none", "periodic", "random"), doc="stalls on source and sink")
+
+
+@dataclass(frozen=True)
+class ArbiterBench(Params):
+    """Workload of the arbiter bench: cycles of random requests (held until granted)."""
+    cycles: int = param(10000, lo=1, hi=10_000_000, doc="cycles to simulate")
+    load: int = param(50, lo=1, hi=100, doc="percent chance a free requester raises a request each cycle")
+
+
+@dataclass(frozen=True)
+class CSRBench(Params):
+    """Workload of the CSR bench: random register writes and read-backs."""
+    accesses: int = param(200, lo=1, hi=100_000, doc="write/read-back pairs")
+
+
 BLOCKS = {block.name: block for block in [
     Block("skid_buffer", "two-entry registered stream slice (cuts valid/ready timing paths)",
-          SkidBufferParams, lambda width: SkidBuffer(width), "verif.tb_skid_buffer"),
+          SkidBufferParams, lambda width: SkidBuffer(width), "verif.tb_skid_buffer",
+          bench_params=StreamBench),
     Block("rr_arbiter", "round-robin arbiter with hold-until-advance grant",
-          RoundRobinArbiterParams, lambda n: RoundRobinArbiter(n=n), "verif.tb_arbiter"),
+          RoundRobinArbiterParams, lambda n: RoundRobinArbiter(n=n), "verif.tb_arbiter",
+          bench_params=ArbiterBench),
     Block("csr", "AXI4-Lite control/status register block (scratch + status registers)",
-          CSRBankParams, csr_bank, "verif.tb_csr"),
+          CSRBankParams, csr_bank, "verif.tb_csr", bench_params=CSRBench),
 ]}
 
 

