@@ -83,7 +83,7 @@ def _take_option(args, option, default=None, choices=None):
     return default
 
 
-def _configure(block, raw):
+def _configure(block, raw, *, workload_allowed=True):
     """Split raw ``--NAME VALUE`` pairs between hardware and workload parameters."""
     hw_names = {name for name, *_ in block.params.describe()}
     bench_names = {name for name, *_ in block.bench_params.describe()} if block.bench_params else set()
@@ -92,6 +92,9 @@ def _configure(block, raw):
         if name in hw_names:
             hw[name] = block.params.parse(name, text)
         elif name in bench_names:
+            if not workload_allowed:
+                raise ParameterError(f"--{name.replace('_', '-')}: a bench workload parameter; "
+                                     "it only applies to `scoville bench`")
             bench[name] = block.bench_params.parse(name, text)
         else:
             accepted = sorted(hw_names | bench_names)
@@ -151,20 +154,18 @@ def cmd_blocks(args):
     return 0
 
 
-def _block_and_params(args):
+def _block_and_params(args, *, workload_allowed=False):
     from .blocks import get_block
     if not args or args[0].startswith("-"):
         raise UsageError("missing BLOCK (see `scoville blocks`)")
     block = get_block(args.pop(0))
-    return block, *_configure(block, _split_params(args))
+    return block, *_configure(block, _split_params(args), workload_allowed=workload_allowed)
 
 
 def cmd_verilog(args):
     from .elaborate import elaborate
     out = _take_option(args, "-o") or _take_option(args, "--output")
-    block, params, workload = _block_and_params(args)
-    if workload:
-        raise UsageError(f"{', '.join(workload)}: bench parameters do not apply to verilog")
+    block, params, _ = _block_and_params(args)
     if out is None:
         raise UsageError("-o: missing output file (scoville verilog BLOCK ... -o FILE.v)")
     text = elaborate(block.name, params, block.factory).read_text()
@@ -215,7 +216,7 @@ def cmd_bench(args):
     seed = _take_option(args, "--seed")
     if seed is not None and not _is_number(seed):
         raise UsageError(f"seed: {seed!r} is not an integer (accepted: 0..2**32-1)")
-    block, params, workload = _block_and_params(args)
+    block, params, workload = _block_and_params(args, workload_allowed=True)
     with _Progress(f"building and simulating {block.name} on {sim}"):
         result = run_bench(block, params, workload, sim=sim, seed=int(seed, 0) if seed else None)
     if as_json:

@@ -1,0 +1,88 @@
+"""The `scoville` command line: listing, elaboration, errors (one line, exit 2), synth, bench."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def scoville(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sim.cli", *args], cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_blocks_lists_parameters_and_ranges():
+    result = scoville("blocks", "--json")
+    assert result.returncode == 0, result.stderr
+    blocks = json.loads(result.stdout.splitlines()[-1])
+    for name in ("skid_buffer", "rr_arbiter", "csr"):
+        assert blocks[name]["params"], name
+    width = next(p for p in blocks["skid_buffer"]["params"] if p["name"] == "width")
+    assert width["default"] == 32 and "1..4096" in width["accepted"]
+
+
+def test_verilog_writes_module(tmp_path):
+    out = tmp_path / "x.v"
+    result = scoville("verilog", "skid_buffer", "--width", "8", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "module skid_buffer(" in text
+    for port in ("i_valid", "i_ready", "i_payload", "o_valid", "o_ready", "o_payload", "clk", "rst"):
+        assert port in text
+
+
+def test_axi_lite_port_names(tmp_path):
+    out = tmp_path / "csr.v"
+    assert scoville("verilog", "csr", "-o", str(out)).returncode == 0
+    text = out.read_text()
+    for port in ("s_axil_awaddr", "s_axil_wstrb", "s_axil_bresp", "s_axil_araddr", "s_axil_rdata", "s_axil_rready"):
+        assert f"{port}," in text or f"{port})" in text or f" {port};" in text, port
+
+
+@pytest.mark.parametrize("args, names", [
+    (["verilog", "nosuchblock", "-o", "x.v"], "nosuchblock"),
+    (["verilog", "skid_buffer", "--width"], "width"),
+    (["verilog", "skid_buffer", "--width", "0", "-o", "x.v"], "width"),
+    (["verilog", "skid_buffer", "--width", "wide", "-o", "x.v"], "width"),
+    (["verilog", "skid_buffer", "--depth", "3", "-o", "x.v"], "depth"),
+    (["verilog", "csr", "--rw-registers", "0", "--ro-registers", "0", "-o", "x.v"], "rw_registers"),
+    (["verilog", "csr", "--data-width", "48", "-o", "x.v"], "data_width"),
+    (["synth", "skid_buffer", "--target", "asic"], "target"),
+    (["synth", "skid_buffer", "--target", "generic", "--fmax"], "fmax"),
+    (["bench", "skid_buffer", "--sim", "vcs"], "sim"),
+    (["bench", "skid_buffer", "--stall", "sometimes"], "stall"),
+    (["frobnicate"], "frobnicate"),
+])
+def test_bad_input_is_one_line_exit_2(args, names, tmp_path):
+    result = scoville(*args, cwd=tmp_path)
+    assert result.returncode == 2, (args, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line, got:\n{result.stderr}"
+    assert names in lines[0] and "Traceback" not in result.stderr
+    assert "accepted" in lines[0] or names in ("frobnicate",) or "missing" in lines[0], lines[0]
+    assert not list(tmp_path.iterdir()), "a failed command wrote files"
+
+
+def test_synth_ecp5_and_generic_json():
+    ecp5 = scoville("synth", "skid_buffer", "--width", "16", "--target", "ecp5", "--json")
+    assert ecp5.returncode == 0, ecp5.stderr
+    area = json.loads(ecp5.stdout.splitlines()[-1])
+    assert area["ffs"] >= 2 * 16 + 2 and area["luts"] > 0, area
+    generic = scoville("synth", "skid_buffer", "--width", "16", "--target", "generic", "--json")
+    assert generic.returncode == 0, generic.stderr
+    assert json.loads(generic.stdout.splitlines()[-1])["transistors"] > 0
+
+
+def test_synth_fmax_ecp5():
+    result = scoville("synth", "rr_arbiter", "--target", "ecp5", "--fmax", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["fmax_mhz"] > 50, report
+
+
+def test_bench_json_is_last_line():
+    result = scoville("bench", "skid_buffer", "--stall", "none", "--beats", "500", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["correct"] and report["cycles"] == 503, report
