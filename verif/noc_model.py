@@ -1,0 +1,172 @@
+"""Golden model of the Scoville NoC: destinations, packet scoreboard and zero-load latency.
+
+The scoreboard holds, per (source, destination, class) flow, the queue of packets injected and
+not yet delivered. A packet ejected at node ``d`` on class stream ``c`` must be, flit for flit,
+the oldest outstanding packet of flow ``(src, d, c)`` where ``src`` is read from its head: that
+one comparison proves delivery to the right node, on the right class, intact and in order per
+flow; popping it proves "at most once"; an empty scoreboard at the end proves "at least once".
+"""
+
+import collections
+import random
+
+from hw.noc.flit import header_fields
+from hw.noc.router import route_port
+
+
+__all__ = ["NoCModel", "hops", "pattern_dst", "PATTERNS"]
+
+PATTERNS = ("uniform", "transpose", "bitcomp", "hotspot", "neighbor")
+
+
+def hops(cols, src, dst):
+    sx, sy, dx, dy = src % cols, src // cols, dst % cols, dst // cols
+    return abs(sx - dx) + abs(sy - dy)
+
+
+def pattern_dst(pattern, cols, rows, src, rng=random):
+    """A destination for ``src`` under ``pattern`` (same definitions as the bench generator)."""
+    x, y = src % cols, src // cols
+    if pattern == "uniform":
+        return rng.randrange(cols * rows)
+    if pattern == "transpose":
+        return (x % rows) * cols + (y % cols)
+    if pattern == "bitcomp":
+        return (rows - 1 - y) * cols + (cols - 1 - x)
+    if pattern == "hotspot":
+        cx, cy = rng.choice([0, cols - 1]), rng.choice([0, rows - 1])
+        return cy * cols + cx
+    if pattern == "neighbor":
+        return y * cols + (x + 1) % cols
+    raise ValueError(f"pattern: {pattern!r} is not accepted (accepted: one of {', '.join(PATTERNS)})")
+
+
+def pattern_pairs(pattern, cols, rows):
+    """``[(src, dst, weight)]``: the exact destination distribution of ``pattern``."""
+    n = cols * rows
+    pairs = []
+    for src in range(n):
+        x, y = src % cols, src // cols
+        if pattern == "uniform":
+            pairs += [(src, d, 1 / n) for d in range(n)]
+        elif pattern == "hotspot":
+            for cx in (0, cols - 1):
+                for cy in (0, rows - 1):
+                    pairs.append((src, cy * cols + cx, 0.25))
+        else:
+            pairs.append((src, pattern_dst(pattern, cols, rows, src), 1.0))
+    return pairs
+
+
+class NoCModel:
+    """Scoreboard and latency model for a mesh of the given parameters.
+
+    Test head layout (low bits first): destination column (``xb`` bits) and row (``yb``) — the
+    routing header — then source node (``nb`` bits), class (2 bits), a 16-bit sequence number
+    per flow, random filler.
+    """
+
+    # Edges from the head's acceptance to the tail's ejection, besides 2 per hop (see Mesh).
+    PIPELINE = 3
+    # The bench counts from the edge at which a packet is created into its source queue;
+    # it is accepted by the network interface at the next edge at the earliest.
+    BENCH_EXTRA = 1
+
+    def __init__(self, *, cols, rows, vcs=2, classes=1, flit_width=32, routing="xy", **_):
+        self.cols, self.rows, self.classes, self.w = cols, rows, classes, flit_width
+        self.vcs, self.routing = vcs, routing
+        self.nodes = cols * rows
+        self.xb, self.yb = header_fields(cols, rows)
+        self.nb = max(1, (self.nodes - 1).bit_length())
+        self.flows = collections.defaultdict(collections.deque)
+        self.seq = collections.Counter()
+        self.injected = 0
+        self.delivered = 0
+
+    # ---- packets ----------------------------------------------------------------------
+    def head(self, src, dst, cls, seq, rng):
+        xb, yb, nb = self.xb, self.yb, self.nb
+        word = (dst % self.cols) | ((dst // self.cols) << xb) | (src << (xb + yb))
+        pos = xb + yb + nb
+        fields = [(cls, 2), (seq & 0xFFFF, 16)]
+        for value, bits in fields:
+            word |= (value & ((1 << bits) - 1)) << pos
+            pos += bits
+        if pos < self.w:
+            word |= rng.getrandbits(self.w - pos) << pos
+        return word & ((1 << self.w) - 1)
+
+    def packet(self, src, dst, cls, length, rng=random):
+        """A new packet (list of flit data words) of flow (src, dst, cls), recorded as expected."""
+        key = (src, dst, cls)
+        flits = [self.head(src, dst, cls, self.seq[key], rng)]
+        flits += [rng.getrandbits(self.w) for _ in range(length - 1)]
+        self.seq[key] += 1
+        self.flows[key].append(flits)
+        self.injected += 1
+        return flits
+
+    def src_of(self, head):
+        return (head >> (self.xb + self.yb)) & ((1 << self.nb) - 1)
+
+    def dst_of(self, head):
+        x = head & ((1 << self.xb) - 1)
+        y = (head >> self.xb) & ((1 << self.yb) - 1)
+        return y * self.cols + x
+
+    def deliver(self, node, cls, flits):
+        """Check one packet ejected at ``node`` on class ``cls``; raise AssertionError if wrong."""
+        head = flits[0]
+        dst, src = self.dst_of(head), self.src_of(head)
+        if dst != node:
+            raise AssertionError(f"misrouted: packet from node {src} for node {dst} ejected at node {node}")
+        if src >= self.nodes:
+            raise AssertionError(f"node {node} class {cls}: head {head:#x} names source {src} (no such node)")
+        queue = self.flows[(src, node, cls)]
+        if not queue:
+            raise AssertionError(f"node {node} class {cls}: unexpected packet from node {src} "
+                                 f"(duplicate, wrong class or never sent): {[hex(f) for f in flits]}")
+        expected = queue[0]
+        if flits != expected:
+            where = [i for i, (a, b) in enumerate(zip(flits, expected)) if a != b]
+            others = [i for i, p in enumerate(queue) if p == flits]
+            what = (f"out of order (it is packet {others[0]} of the {len(queue)} outstanding)"
+                    if others else f"corrupt (flit {where[0] if where else min(len(flits), len(expected))} "
+                    f"differs; {len(flits)} flits, expected {len(expected)})")
+            raise AssertionError(f"node {node} class {cls}: packet from node {src} {what}")
+        queue.popleft()
+        self.delivered += 1
+
+    def outstanding(self):
+        return sum(len(q) for q in self.flows.values())
+
+    def check_all_delivered(self):
+        missing = {k: len(q) for k, q in self.flows.items() if q}
+        if missing:
+            some = ", ".join(f"{s}->{d} class {c}: {n}" for (s, d, c), n in list(missing.items())[:8])
+            raise AssertionError(f"{sum(missing.values())} packet(s) never delivered ({some})")
+
+    # ---- latency ------------------------------------------------------------------------
+    def path(self, src, dst):
+        """Routers a packet visits, with the output port taken at each (model of routing)."""
+        x, y = src % self.cols, src // self.cols
+        dx, dy = dst % self.cols, dst // self.cols
+        steps = []
+        while True:
+            port = route_port(self.routing, x, y, dx, dy)
+            steps.append(((x, y), port))
+            if port == 0:
+                return steps
+            x += {1: 1, 2: -1}.get(port, 0)
+            y += {3: 1, 4: -1}.get(port, 0)
+
+    def zero_load_latency(self, src, dst, length=1):
+        """Cycles from the edge the head is accepted at ``src`` to the edge the tail is taken at
+        ``dst``, alone in the network with a ready consumer: 2 per hop + 3 + (length - 1)."""
+        return 2 * (len(self.path(src, dst)) - 1) + self.PIPELINE + (length - 1)
+
+    def bench_zero_load_latency(self, pattern, length=1):
+        """Average zero-load latency of the bench (creation to tail) over ``pattern``."""
+        pairs = pattern_pairs(pattern, self.cols, self.rows)
+        total = sum(w * self.zero_load_latency(s, d, length) for s, d, w in pairs)
+        return total / sum(w for _, _, w in pairs) + self.BENCH_EXTRA
