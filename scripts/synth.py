@@ -165,7 +165,7 @@ def synthesize(block, params, target, *, fmax=False):
         raise ValueError(f"target: {target!r} is not accepted (accepted: one of {', '.join(TARGETS)})")
     if fmax and target not in FMAX_TARGETS:
         raise ValueError(f"--fmax: not available for target {target!r} (accepted: {', '.join(FMAX_TARGETS)})")
-    workdir = build_root() / "synth" / f"{block.name}-{params_key(block.name, params)}-{target}"
+    workdir = build_root() / "synth" / f"{block.name}-{params_key(block.name, params, block.factory)}-{target}"
     workdir.mkdir(parents=True, exist_ok=True)
     cached = workdir / ("result_fmax.json" if fmax else "result.json")
     if cached.exists():

@@ -8,6 +8,7 @@ becomes ``o_valid``/``o_ready``/``o_payload`` — the conventional names third-p
 import contextlib
 import fcntl
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -82,9 +83,13 @@ def to_rtlil(component, name, **kwargs):
     return rtlil.convert(component, name=name, ports=verilog_ports(component), emit_src=False, **kwargs)
 
 
-def params_key(name: str, params: dict) -> str:
+def params_key(name: str, params: dict, factory) -> str:
+    """Cache key of a block build: name, parameters, the gateware source, and the file that
+    defines ``factory`` (so a test-only variant defined outside ``hw/`` invalidates too)."""
     blob = json.dumps({"block": name, "params": params}, sort_keys=True)
-    return hashlib.sha256((blob + source_digest()).encode()).hexdigest()[:12]
+    h = hashlib.sha256((blob + source_digest()).encode())
+    h.update(Path(inspect.getsourcefile(factory)).read_bytes())
+    return h.hexdigest()[:12]
 
 
 @contextlib.contextmanager
@@ -102,7 +107,7 @@ def file_lock(path: Path):
 def elaborate(name: str, params: dict, factory, *, kind="verilog") -> Path:
     """Write ``factory(**params)`` as ``<build>/verilog/<name>-<key>/<name>.v`` (or ``.il``) once
     per (parameters, gateware source) and return its path."""
-    out_dir = build_root() / "verilog" / f"{name}-{params_key(name, params)}"
+    out_dir = build_root() / "verilog" / f"{name}-{params_key(name, params, factory)}"
     out = out_dir / (f"{name}.v" if kind == "verilog" else f"{name}.il")
     if out.exists():
         return out

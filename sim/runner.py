@@ -102,7 +102,7 @@ def build(block, params, sim):
     _require(sim)
     verilog = elaborate(block.name, params, block.factory)
     waves = _waves()
-    build_dir = build_root() / "sim" / f"{block.name}-{params_key(block.name, params)}-{sim}" \
+    build_dir = build_root() / "sim" / f"{block.name}-{params_key(block.name, params, block.factory)}-{sim}" \
         f"{'-waves' if waves else ''}"
     stamp = build_dir / "built.stamp"
     if stamp.exists():
