@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,4 +196,7 @@ def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env
         raise SimulationFailed("\n".join(lines))
     if tests == 0:
         raise SimulationFailed(f"{module} ran no test (testcase={testcase!r}) for {where}")
+    if _waves():
+        for wave in sorted(run_dir.glob("*.vcd")) + sorted(run_dir.glob("*.fst")):
+            print(f"waveform: {wave}", file=sys.stderr)
     return RunResult(tests, 0, run_dir, log, seed)
