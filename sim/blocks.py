@@ -8,7 +8,6 @@ from hw.csr import CSRBankParams, csr_bank
 from hw.params import ParameterError, Params, param
 from hw.skid_buffer import SkidBuffer, SkidBufferParams
 from hw.noc.mesh import NoCBenchParams, NoCParams, noc
-from hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory
 
 
 __all__ = ["Block", "BLOCKS", "get_block"]
@@ -69,9 +68,6 @@ BLOCKS = {block.name: block for block in [
     Block("noc", "2-D mesh NoC: wormhole VC routers (1 cycle + 1 link cycle per hop), credits, "
           "message classes on disjoint VCs", NoCParams, noc, "verif.tb_noc", status="partial",
           bench_params=NoCBenchParams),
-    Block("hbm", "HBM pseudo-channel controller (AXI4, FR-FCFS with age limit, JEDEC timing, refresh) "
-          "with a behavioural device", HBMParams, hbm_block_factory, "verif.tb_hbm", status="partial",
-          bench_params=HBMBenchParams),
 ]}
 
 
