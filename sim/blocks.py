@@ -7,6 +7,7 @@ from hw.arbiter import RoundRobinArbiter, RoundRobinArbiterParams
 from hw.csr import CSRBankParams, csr_bank
 from hw.params import ParameterError, Params, param
 from hw.skid_buffer import SkidBuffer, SkidBufferParams
+from hw.systolic import SystolicParams, systolic
 from hw.noc.mesh import NoCBenchParams, NoCParams, noc
 
 
@@ -68,6 +69,8 @@ BLOCKS = {block.name: block for block in [
     Block("noc", "2-D mesh NoC: wormhole VC routers (1 cycle + 1 link cycle per hop), credits, "
           "message classes on disjoint VCs", NoCParams, noc, "verif.tb_noc", status="partial",
           bench_params=NoCBenchParams),
+    Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
+          SystolicParams, systolic, "verif.tb_systolic"),
 ]}
 
 
