@@ -8,6 +8,7 @@ from hw.csr import CSRBankParams, csr_bank
 from hw.params import ParameterError, Params, param
 from hw.skid_buffer import SkidBuffer, SkidBufferParams
 from hw.systolic import SystolicParams, systolic
+from hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from hw.noc.mesh import NoCBenchParams, NoCParams, noc
 
 
@@ -71,6 +72,9 @@ BLOCKS = {block.name: block for block in [
           bench_params=NoCBenchParams),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
           SystolicParams, systolic, "verif.tb_systolic"),
+    Block("gemm", "int8 GEMM engine: systolic array, A/B/C buffers, bias + requantisation, "
+          "AXI-Stream data and command ports", GEMMParams, gemm, "verif.tb_gemm",
+          bench_params=GEMMBenchParams),
 ]}
 
 

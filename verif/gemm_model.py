@@ -93,3 +93,46 @@ def os_schedule(tile_ks, rows):
         starts.append(t)
         t += max(k, rows)
     return starts
+
+
+# Structural constants of hw.gemm.GEMM (cycles), used by gemm_cycles.
+DISPATCH = 6    # command accepted (s_cmd handshake edge) -> first buffer read of its first tile
+TAIL = 3        # array result row -> status beat transferred on m_sts (ready held high)
+
+
+def gemm_issue_cycles(rows, cols, dataflow, shapes):
+    """Cycle (relative to the first buffer read) of the last activation read of each COMPUTE in
+    ``shapes`` = [(M, K, N), ...] issued back to back."""
+    ends = []
+    if dataflow == "ws":
+        tiles, owner = [], []
+        for i, (m, k, n) in enumerate(shapes):
+            count = math.ceil(k / rows) * math.ceil(n / cols)
+            tiles += [m] * count
+            owner += [i] * count
+        t0, tf = ws_schedule(tiles, rows)
+        for i in range(len(shapes)):
+            j = max(idx for idx, o in enumerate(owner) if o == i)
+            ends.append(tf[j] + tiles[j] - 1)
+        return ends
+    ks, owner = [], []
+    for i, (m, k, n) in enumerate(shapes):
+        count = math.ceil(m / rows) * math.ceil(n / cols)
+        ks += [k] * count
+        owner += [i] * count
+    starts = os_schedule(ks, rows)
+    for i in range(len(shapes)):
+        j = max(idx for idx, o in enumerate(owner) if o == i)
+        ends.append(starts[j] + ks[j] - 1)
+    return ends
+
+
+def gemm_cycles(rows, cols, dataflow, shapes):
+    """Cycles from the first COMPUTE's command handshake to each COMPUTE's status handshake,
+    for back-to-back COMPUTEs (each queued before the previous one finishes issuing)."""
+    ends = gemm_issue_cycles(rows, cols, dataflow, shapes)
+    if dataflow == "ws":
+        tail = 1 + rows + cols + TAIL           # buffer read, array, writeback + status
+    else:
+        tail = 1 + rows + cols + 1 + (rows - 1) + TAIL  # row 0 of the last tile leaves last
+    return [DISPATCH + e + tail for e in ends]
