@@ -17,7 +17,7 @@ import enum
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import check_int
+from .params import ParameterError, check_int
 
 
 __all__ = ["Resp", "Burst", "AXI4Signature", "AXI4LiteSignature", "AXIStreamSignature"]
@@ -165,7 +165,7 @@ class AXIStreamSignature(wiring.Signature):
     def __init__(self, *, data_width, keep=True, last=True, id_width=0, dest_width=0, user_width=0):
         self._data_width = check_int("data_width", data_width, 8, 1024)
         if data_width % 8:
-            raise ValueError(f"data_width: {data_width} is not a whole number of bytes "
+            raise ParameterError(f"data_width: {data_width} is not a whole number of bytes "
                              "(accepted: a multiple of 8 in 8..1024)")
         self._keep, self._last = bool(keep), bool(last)
         self._id_width = check_int("id_width", id_width, 0, 32)
