@@ -89,9 +89,15 @@ class Params:
         """``[(name, default, accepted-range text, doc)]`` for ``scoville blocks``."""
         rows = []
         for f in fields(cls):
-            if f.metadata:
-                rows.append((f.name, f.default, _range_text(f.metadata) if not isinstance(f.default, bool)
-                             else "true or false", f.metadata["doc"]))
+            if not f.metadata:
+                continue
+            if isinstance(f.default, bool):
+                accepted = "true or false"
+            elif isinstance(f.default, str) and f.metadata["choices"] is None:
+                accepted = "text"
+            else:
+                accepted = _range_text(f.metadata)
+            rows.append((f.name, f.default, accepted, f.metadata["doc"]))
         return rows
 
     @classmethod
