@@ -22,10 +22,14 @@ HEADLINE_KEYS = ("utilization", "efficiency", "bus_utilization", "accepted", "be
 
 
 def _headline(bench):
+    """The bench's main figure, next to the ideal where the bench states one."""
     for key in HEADLINE_KEYS:
         if key in bench:
-            return f"{key}={bench[key]}"
-    return f"cycles={bench.get('cycles', '?')}"
+            text = f"{key}={bench[key]}"
+            if "ideal_cycles" in bench:
+                text += f" (ideal cycles {bench['ideal_cycles']})"
+            return text
+    return "-"
 
 
 def _relative(path):
