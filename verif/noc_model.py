@@ -162,7 +162,10 @@ class NoCModel:
 
     def zero_load_latency(self, src, dst, length=1):
         """Cycles from the edge the head is accepted at ``src`` to the edge the tail is taken at
-        ``dst``, alone in the network with a ready consumer: 2 per hop + 3 + (length - 1)."""
+        ``dst``, alone in the network with a ready consumer: 2 per hop + 3 + (length - 1).
+
+        The serialisation term assumes ``buffer >= 3`` (the credit loop is 3 cycles); with
+        shorter buffers it holds for one-flit packets only."""
         return 2 * (len(self.path(src, dst)) - 1) + self.PIPELINE + (length - 1)
 
     def bench_zero_load_latency(self, pattern, length=1):
