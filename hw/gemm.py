@@ -73,7 +73,6 @@ class GEMMBenchParams(Params):
     m: int = param(64, lo=1, hi=65535, doc="rows of A and C")
     k: int = param(64, lo=1, hi=65535, doc="columns of A, rows of B")
     n: int = param(64, lo=1, hi=65535, doc="columns of B and C")
-    seed: int = param(1, lo=0, hi=2**31, doc="operand seed")
 
 
 def _ceil_div(x, d, xbits):

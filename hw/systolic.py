@@ -19,7 +19,7 @@ from amaranth.utils import ceil_log2
 from .params import Params, ParameterError, check_choice, check_int, param
 
 
-__all__ = ["SystolicParams", "SystolicArray"]
+__all__ = ["SystolicParams", "SystolicBenchParams", "SystolicArray", "systolic"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ class SystolicParams(Params):
         if self.acc_width < 2 * self.in_width:
             raise ParameterError(f"acc_width: {self.acc_width} is narrower than one product "
                                  f"(accepted: at least 2 * in_width = {2 * self.in_width})")
+
+
+@dataclass(frozen=True)
+class SystolicBenchParams(Params):
+    """Workload of ``scoville bench systolic``: a stream of tiles scheduled back to back."""
+    tiles: int = param(16, lo=1, hi=4096, doc="number of tiles")
+    m: int = param(64, lo=1, hi=4096, doc="WS: activation rows per tile; OS: beats (K) per tile")
 
 
 def _delay(m, sig, n, name):

@@ -7,7 +7,7 @@ from hw.arbiter import RoundRobinArbiter, RoundRobinArbiterParams
 from hw.csr import CSRBankParams, csr_bank
 from hw.params import ParameterError, Params, param
 from hw.skid_buffer import SkidBuffer, SkidBufferParams
-from hw.systolic import SystolicParams, systolic
+from hw.systolic import SystolicBenchParams, SystolicParams, systolic
 from hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
 from hw.noc.mesh import NoCBenchParams, NoCParams, noc
@@ -72,7 +72,7 @@ BLOCKS = {block.name: block for block in [
           "message classes on disjoint VCs", NoCParams, noc, "verif.tb_noc", status="partial",
           bench_params=NoCBenchParams),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
-          SystolicParams, systolic, "verif.tb_systolic"),
+          SystolicParams, systolic, "verif.tb_systolic", bench_params=SystolicBenchParams),
     Block("gemm", "int8 GEMM engine: systolic array, A/B/C buffers, bias + requantisation, "
           "AXI-Stream data and command ports", GEMMParams, gemm, "verif.tb_gemm",
           bench_params=GEMMBenchParams),

