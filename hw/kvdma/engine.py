@@ -115,7 +115,7 @@ class KVDMA(wiring.Component):
         bs_log2 = Signal(4)
         m.d.comb += bs_log2.eq(csr.block_size_log2)
         bs_mask = Signal(ADDR_W)
-        m.d.comb += bs_mask.eq((Const(1, ADDR_W) << bs_log2[:3]) - 1)
+        m.d.comb += bs_mask.eq((Const(1, ADDR_W) << bs_log2) - 1)
         m.d.comb += csr.info.eq(lgB | exact_log2(p.max_burst) << 4 | p.outstanding << 8
                                 | exact_log2(p.buffer_beats) << 16 | 1 << 24)
 
@@ -342,7 +342,7 @@ class KVDMA(wiring.Component):
         n_items = Signal(32)
         with m.Switch(d_op):
             with m.Case(Op.GATHER):
-                m.d.comb += n_items.eq((d_count + bs_mask) >> bs_log2[:3])
+                m.d.comb += n_items.eq((d_count + bs_mask) >> bs_log2)
             with m.Case(Op.APPEND, Op.BLOCK_COPY):
                 m.d.comb += n_items.eq(d_count)
             with m.Case(Op.COPY):
@@ -393,7 +393,7 @@ class KVDMA(wiring.Component):
                     m.next = "STOP"
                 with m.Elif(j == n_items):
                     with m.If(planar):
-                        m.d.sync += hoff.eq(hoff + (ts << bs_log2[:3]))
+                        m.d.sync += hoff.eq(hoff + (ts << bs_log2))
                         with m.If(~kv & has_v):
                             m.d.sync += kv.eq(1)
                             m.next = "PLANE"
@@ -405,7 +405,7 @@ class KVDMA(wiring.Component):
                     with m.Else():
                         m.next = "FLUSH"
                 with m.Elif(is_g | is_a):
-                    idx = Mux(is_g, j, pos >> bs_log2[:3])
+                    idx = Mux(is_g, j, pos >> bs_log2)
                     m.d.sync += waddr.eq(d_a + (idx << 2))
                     with m.If(idx >= d_d):
                         m.d.comb += [gen_err.eq(1), g_code.eq(Err.POS_RANGE), g_addr.eq(d_a + (idx << 2))]
@@ -475,7 +475,7 @@ class KVDMA(wiring.Component):
                         m.d.sync += [
                             s_src.eq(Mux(src_host, d_b + prod_a + hoff, plane_base + prod_a)),
                             s_dst.eq(Mux(dst_host, d_b + prod_b + hoff, plane_base + prod_b)),
-                            s_len.eq(ts << bs_log2[:3]),
+                            s_len.eq(ts << bs_log2),
                         ]
                 m.next = "EMIT"
             with m.State("EMIT"):
