@@ -11,6 +11,7 @@ from hw.systolic import SystolicBenchParams, SystolicParams, systolic
 from hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
 from hw.noc.mesh import NoCBenchParams, NoCParams, noc
+from hw.noc.router import RouterParams, noc_router
 
 
 __all__ = ["Block", "BLOCKS", "get_block"]
@@ -71,6 +72,8 @@ BLOCKS = {block.name: block for block in [
     Block("noc", "2-D mesh NoC: wormhole VC routers (1 cycle + 1 link cycle per hop), credits, "
           "message classes on disjoint VCs", NoCParams, noc, "verif.tb_noc", status="partial",
           bench_params=NoCBenchParams),
+    Block("noc_router", "one 5-port NoC router (interior node of a 3x3 mesh), for unit tests and area",
+          RouterParams, noc_router, "verif.tb_noc_router"),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
           SystolicParams, systolic, "verif.tb_systolic", bench_params=SystolicBenchParams),
     Block("gemm", "int8 GEMM engine: systolic array, A/B/C buffers, bias + requantisation, "

@@ -96,3 +96,9 @@ def test_noc_8x8():
     """8x8: generators in every pattern (no loss, drains) and saturation >= 0.35."""
     run_noc(MESH_8X8, r"\.bench_patterns")
     _targets(MESH_8X8, saturation=0.35, zero_load=20)
+
+
+@pytest.mark.parametrize("params", [dict(vcs=2, buffer=4, flit_width=32),
+                                    dict(vcs=1, buffer=3, flit_width=16, routing="yx")])
+def test_noc_router(params):
+    run_block("noc_router", params, "verif.tb_noc_router")

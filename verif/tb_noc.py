@@ -104,7 +104,7 @@ async def traffic(dut, pattern):
     tb = NoCTB(dut)
     await tb.reset()
     rng = random.Random(random.getrandbits(32))
-    per_node = int(tb.params.get("_packets", 12))
+    per_node = 30
     for _ in range(per_node):
         for src in range(tb.nodes):
             dst = pattern_dst(pattern, tb.model.cols, tb.model.rows, src, rng)
@@ -119,7 +119,7 @@ async def saturation(dut):
     tb = NoCTB(dut, sink_stall=lambda: random_pause(0.5))
     await tb.reset()
     rng = random.Random(random.getrandbits(32))
-    for _ in range(40):
+    for _ in range(60):
         for src in range(tb.nodes):
             pattern = "hotspot" if rng.random() < 0.5 else "uniform"
             dst = pattern_dst(pattern, tb.model.cols, tb.model.rows, src, rng)

@@ -1,17 +1,34 @@
 """Input-buffered wormhole virtual-channel router with credits and a one-cycle pipeline."""
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arbiter import RoundRobinArbiter
-from ..params import ParameterError, check_choice, check_int
+from ..params import Params, check_choice, check_int, param
 from .flit import EAST, LOCAL, NORTH, PORTS, SOUTH, WEST, LinkSignature, header_fields
 
 
-__all__ = ["Router", "ROUTINGS", "route_port"]
+__all__ = ["Router", "RouterParams", "ROUTINGS", "route_port", "noc_router"]
 
 ROUTINGS = ("xy", "yx")
+
+
+@dataclass(frozen=True)
+class RouterParams(Params):
+    """Parameters of the ``noc_router`` block: one interior router (all five ports) of a 3x3
+    mesh, at (1, 1) — the unit the synthesis figures are given for."""
+    vcs: int = param(2, lo=1, hi=4, doc="virtual channels per port")
+    buffer: int = param(4, lo=2, hi=32, doc="flits per VC input buffer")
+    flit_width: int = param(64, lo=4, hi=1024, doc="payload bits per flit")
+    routing: str = param("xy", choices=("xy", "yx"), doc="dimension-order routing")
+
+
+def noc_router(**params):
+    """Factory of the ``noc_router`` block."""
+    return Router(x=1, y=1, cols=3, rows=3, **params)
 
 
 def route_port(routing, x, y, dst_x, dst_y):
