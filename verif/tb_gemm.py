@@ -10,12 +10,41 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
 
 from hw.gemm import Op, Status
 from .gemm_model import gemm_cycles, gemm_ref, ideal_cycles, requant_ref, scalesim_cycles
 from .stream import StreamBus, StreamSink, no_pause
 from .tb import TB, bench_args, write_bench_result
+
+
+async def kick_comb_processes(dut):
+    """Icarus: make every ``always @*`` block of the Amaranth/Yosys Verilog evaluate once.
+
+    Yosys makes each combinational process read a dummy register initialised to 0 so that it
+    runs at time 0, but Icarus 11 applies declaration initialisers without an event: a process
+    whose inputs never change (e.g. a ``ready`` decoded from an FSM that stays idle until the
+    first command) keeps X, and X written into a FIFO during reset poisons the test. Toggling
+    the dummy register is an event every such process sees. (Verilator has no X: no-op there.)
+    """
+    from cocotb.handle import HierarchyObject
+
+    handles = []
+
+    def walk(scope, depth):
+        for h in scope:
+            if "verilog_backend" in h._name:
+                handles.append(h)
+            elif depth and isinstance(h, HierarchyObject):
+                walk(h, depth - 1)      # submodules (the array, FIFOs) have their own
+    try:
+        walk(dut, 3)
+    except Exception:
+        return
+    for value in (1, 0):
+        for h in handles:
+            h.value = value
+        await Timer(1, "ns")
 
 
 def _pack(values, width=8):
@@ -68,7 +97,7 @@ class GemmTB(TB):
     async def _monitor(self):
         while True:
             await RisingEdge(self.clk)
-            if int(self.dut.rst.value):
+            if str(self.dut.rst.value) != "0":
                 continue
             if int(self.dut.s_cmd_tvalid.value) and int(self.dut.s_cmd_tready.value):
                 self.cmd_cycles.append(self.cycle)
@@ -137,6 +166,11 @@ class GemmTB(TB):
         if extreme:
             return np.full(shape, -128, dtype=np.int64)
         return np.random.randint(-128, 128, size=shape).astype(np.int64)
+
+    async def reset(self, cycles=2):
+        self.rst.value = 1      # before the kick: checkers read rst on every edge
+        await kick_comb_processes(self.dut)
+        await super().reset(cycles)
 
     def model_cycles(self, shapes):
         return gemm_cycles(self.R, self.C, self.df, shapes)
@@ -322,13 +356,21 @@ async def bad_commands(dut):
     await tb.gemm(m, k, n, check_cycles=False)
 
 
+def tb_model_cycles(dut, m, k, n):
+    from .tb import block_params
+    p = block_params()
+    return gemm_cycles(p["rows"], p["cols"], p["dataflow"], [(m, k, n)])[0]
+
+
 @cocotb.test()
 async def bench(dut):
     """``scoville bench gemm --m M --k K --n N``: compute cycles and utilisation of one GEMM."""
     args = bench_args()
     m, k, n = int(args.get("m", 64)), int(args.get("k", 64)), int(args.get("n", 64))
     np.random.seed(random.getrandbits(31))
-    tb = GemmTB(dut, stall="none", timeout=20000)
+    # The watchdog counts stream transfers; a COMPUTE makes none until its status.
+    timeout = 2 * tb_model_cycles(dut, m, k, n) + 1000
+    tb = GemmTB(dut, stall="none", timeout=timeout)
     await tb.reset()
     assert _fits(tb, m, k, n), f"{m}x{k}x{n} does not fit the buffers of {tb.params}"
     a, b = tb.rand((m, k)), tb.rand((k, n))
@@ -354,3 +396,5 @@ async def bench(dut):
     write_bench_result(result)
     assert correct, "GEMM result differs from numpy"
     assert cycles == model, f"{cycles} cycles, model {model}"
+
+
