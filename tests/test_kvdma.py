@@ -41,3 +41,18 @@ def test_kvdma_default(seed):
 ])
 def test_kvdma_geometry(geometry):
     _run(DEFAULT, r"random_operations$", geometries=1, count=8, **geometry)
+
+
+@pytest.mark.parametrize("params", [
+    {"bus_width": 64, "max_burst": 16, "outstanding": 4, "buffer_beats": 32},
+    {"bus_width": 512, "max_burst": 256, "outstanding": 32, "buffer_beats": 512},
+    {"bus_width": 128, "max_burst": 2, "outstanding": 1, "buffer_beats": 4},
+])
+def test_kvdma_hw_sweep(params):
+    """Bus widths 64..512, bursts 2..256 beats, 1..32 outstanding, small and large buffers."""
+    _run(params, r"(random_operations|ring_descriptors|bus_errors)$", geometries=1, count=10)
+
+
+def test_kvdma_icarus(icarus):
+    _run(DEFAULT, r"(gather_append_basic|random_operations|ring_descriptors|bus_errors|reset_mid_gather)$",
+         sim=icarus, geometries=1, count=6)

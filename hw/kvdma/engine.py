@@ -156,23 +156,17 @@ class KVDMA(wiring.Component):
         mar_valid, mar_addr, mar_len = Signal(), Signal(ADDR_W), Signal(8)  # mover: data bursts
         car_valid, car_addr, car_len = Signal(), Signal(ADDR_W), Signal(8)  # control: ring
         ar_lock, ar_lock_sel = Signal(), Signal(2)
+        # Port-facing multiplexers are plain expressions, not If/Switch processes: Icarus never
+        # evaluates an `always @*` whose inputs are all initialised registers that have not
+        # changed yet, which would leave AR/AW/W valid at X until the first descriptor.
         ar_sel = Signal(2)
-        with m.If(ar_lock):
-            m.d.comb += ar_sel.eq(ar_lock_sel)
-        with m.Elif(car_valid):
-            m.d.comb += ar_sel.eq(2)
-        with m.Elif(gar_valid):
-            m.d.comb += ar_sel.eq(1)
-        with m.Else():
-            m.d.comb += ar_sel.eq(0)
+        m.d.comb += ar_sel.eq(Mux(ar_lock, ar_lock_sel, Mux(car_valid, 2, Mux(gar_valid, 1, 0))))
         m.d.comb += [axi.arsize.eq(lgB), axi.arburst.eq(Burst.INCR), axi.arid.eq(ar_sel)]
-        with m.Switch(ar_sel):
-            with m.Case(0):
-                m.d.comb += [axi.arvalid.eq(mar_valid), axi.araddr.eq(mar_addr), axi.arlen.eq(mar_len)]
-            with m.Case(1):
-                m.d.comb += [axi.arvalid.eq(gar_valid), axi.araddr.eq(gar_addr), axi.arlen.eq(0)]
-            with m.Case(2):
-                m.d.comb += [axi.arvalid.eq(car_valid), axi.araddr.eq(car_addr), axi.arlen.eq(car_len)]
+        m.d.comb += [
+            axi.arvalid.eq(Mux(ar_sel == 0, mar_valid, Mux(ar_sel == 1, gar_valid, car_valid))),
+            axi.araddr.eq(Mux(ar_sel == 0, mar_addr, Mux(ar_sel == 1, gar_addr, car_addr))),
+            axi.arlen.eq(Mux(ar_sel == 0, mar_len, Mux(ar_sel == 1, 0, car_len))),
+        ]
         m.d.sync += [ar_lock.eq(axi.arvalid & ~axi.arready), ar_lock_sel.eq(ar_sel)]
         ar_fire = axi.arvalid & axi.arready
         mar_fire = ar_fire & (ar_sel == 0)
@@ -200,8 +194,10 @@ class KVDMA(wiring.Component):
         m.d.comb += rd_load.eq(rd_active & ~err & (out_rd < p.outstanding) & rinfo.w_rdy
                                & (space + rd_n <= p.buffer_beats) & (~mar_valid | mar_fire))
         rs_src, rs_len, rs_item = rseg.r_data[0:32], rseg.r_data[32:64], rseg.r_data[64:96]
+        # FIFO handshakes are expressions (see the note on Icarus at the AR multiplexer).
+        m.d.comb += [rseg.r_en.eq(~rd_active & rseg.r_rdy),
+                     rinfo.w_en.eq(rd_load), rinfo.w_data.eq(Cat(rd_addr, rd_item))]
         with m.If(~rd_active & rseg.r_rdy):
-            m.d.comb += rseg.r_en.eq(1)
             m.d.sync += [
                 rd_active.eq(~err), rd_addr.eq(rs_src & ~(B - 1)), rd_item.eq(rs_item),
                 rd_beats.eq(((rs_src & (B - 1)) + rs_len + (B - 1)) >> lgB),
@@ -211,7 +207,6 @@ class KVDMA(wiring.Component):
                 mar_valid.eq(1), mar_addr.eq(rd_addr), mar_len.eq(rd_n - 1),
                 rd_addr.eq(rd_addr + (rd_n << lgB)), rd_beats.eq(rd_beats - rd_n),
             ]
-            m.d.comb += [rinfo.w_en.eq(1), rinfo.w_data.eq(Cat(rd_addr, rd_item))]
             with m.If(rd_beats == rd_n):
                 m.d.sync += rd_active.eq(0)
         with m.Elif(mar_fire):
@@ -248,8 +243,14 @@ class KVDMA(wiring.Component):
                                             wseg.r_data[96])
         ws_end = Signal(lgB)
         m.d.comb += ws_end.eq(ws_dst + ws_len)
+        m.d.comb += [
+            wseg.r_en.eq(~wr_active & wseg.r_rdy),
+            wcmd.w_en.eq(wr_load),
+            wcmd.w_data.eq(Cat(wr_n, Mux(wr_first, wr_fmask, ones),
+                               Mux(wr_beats == wr_n, wr_lmask, ones), wr_fill)),
+            winfo.w_en.eq(wr_load), winfo.w_data.eq(Cat(wr_addr, wr_item)),
+        ]
         with m.If(~wr_active & wseg.r_rdy):
-            m.d.comb += wseg.r_en.eq(1)
             m.d.sync += [
                 wr_active.eq(~err), wr_addr.eq(ws_dst & ~(B - 1)), wr_item.eq(ws_item), wr_first.eq(1),
                 wr_fill.eq(ws_fill), wr_beats.eq(((ws_dst & (B - 1)) + ws_len + (B - 1)) >> lgB),
@@ -260,12 +261,6 @@ class KVDMA(wiring.Component):
             m.d.sync += [
                 maw_valid.eq(1), maw_addr.eq(wr_addr), maw_len.eq(wr_n - 1), wr_first.eq(0),
                 wr_addr.eq(wr_addr + (wr_n << lgB)), wr_beats.eq(wr_beats - wr_n),
-            ]
-            m.d.comb += [
-                wcmd.w_en.eq(1),
-                wcmd.w_data.eq(Cat(wr_n, Mux(wr_first, wr_fmask, ones),
-                                   Mux(wr_beats == wr_n, wr_lmask, ones), wr_fill)),
-                winfo.w_en.eq(1), winfo.w_data.eq(Cat(wr_addr, wr_item)),
             ]
             with m.If(wr_beats == wr_n):
                 m.d.sync += wr_active.eq(0)
@@ -285,8 +280,8 @@ class KVDMA(wiring.Component):
         mw_data = Mux(w_fill, Cat(*([fill_pattern] * (dw // 32))), data.r_data)
         mw_strb = Mux(w_first, w_fmask, ones) & Mux(mw_last, w_lmask, ones)
         w_next = wcmd.r_rdy & (~w_active | (mw_fire & mw_last))
+        m.d.comb += wcmd.r_en.eq(w_next)
         with m.If(w_next):
-            m.d.comb += wcmd.r_en.eq(1)
             m.d.sync += [
                 w_active.eq(1), w_first.eq(1), w_cnt.eq(wcmd.r_data[0:nw]),
                 w_fmask.eq(wcmd.r_data[nw:nw + B]), w_lmask.eq(wcmd.r_data[nw + B:nw + 2 * B]),
@@ -359,16 +354,28 @@ class KVDMA(wiring.Component):
         word_idx = waddr[2:lgB]
         src_host, dst_host = d_flags[2], d_flags[3]
 
-        def push_pending():
-            m.d.comb += [
-                rseg.w_en.eq(~p_fill), rseg.w_data.eq(Cat(p_src, p_len, p_item)),
-                wseg.w_en.eq(1), wseg.w_data.eq(Cat(p_dst, p_len, p_item, p_fill)),
-            ]
+        push = Signal()
+        m.d.comb += [
+            rseg.w_en.eq(push & ~p_fill), rseg.w_data.eq(Cat(p_src, p_len, p_item)),
+            wseg.w_en.eq(push), wseg.w_data.eq(Cat(p_dst, p_len, p_item, p_fill)),
+        ]
         can_push = wseg.w_rdy & (rseg.w_rdy | p_fill)
+        idx = Signal(32)
+        m.d.comb += idx.eq(Mux(is_g, j, pos >> bs_log2))
+        bad, skip = Signal(), Signal()
+        m.d.comb += [
+            skip.eq(~is_bc & (x0 == 0xFFFFFFFF)),
+            bad.eq(Mux(is_bc, (~src_host & (x0 >= nb)) | (~dst_host & (x1 >= nb)), x0 >= nb)),
+        ]
+        contiguous = Signal()
+        m.d.comb += contiguous.eq(pv & ~p_fill & ~s_fill & (s_src == p_src + p_len) & (s_dst == p_dst + p_len)
+                                  & (p_len + s_len <= MAX_SEG))
+        misaligned = Signal()
+        m.d.comb += misaligned.eq(~s_fill & ((s_src ^ s_dst)[:lgB] != 0))
+        pos_err, tbl_err, bad_err, mis_err = Signal(), Signal(), Signal(), Signal()
 
-        with m.FSM(name="gen"):
+        with m.FSM(name="gen") as gen:
             with m.State("IDLE"):
-                m.d.comb += gen_done.eq(1)
                 with m.If(gen_start):
                     m.d.sync += [li.eq(0), kv.eq(~has_k), j.eq(0), gitem.eq(0), pv.eq(0), cache_valid.eq(0),
                                  hoff.eq(0), dcur.eq(d_b), scur.eq(Mux(is_a, d_b, d_a))]
@@ -405,10 +412,8 @@ class KVDMA(wiring.Component):
                     with m.Else():
                         m.next = "FLUSH"
                 with m.Elif(is_g | is_a):
-                    idx = Mux(is_g, j, pos >> bs_log2)
                     m.d.sync += waddr.eq(d_a + (idx << 2))
                     with m.If(idx >= d_d):
-                        m.d.comb += [gen_err.eq(1), g_code.eq(Err.POS_RANGE), g_addr.eq(d_a + (idx << 2))]
                         m.next = "STOP"
                     with m.Else():
                         m.next = "LOOKUP"
@@ -434,7 +439,6 @@ class KVDMA(wiring.Component):
                 with m.If(axi.rvalid & (axi.rid == ID_TABLE)):
                     m.d.sync += [cache_data.eq(axi.rdata), cache_tag.eq(waddr[lgB:]), cache_valid.eq(~r_err)]
                     with m.If(r_err):
-                        m.d.comb += [gen_err.eq(1), g_code.eq(Err.TABLE_ERR), g_addr.eq(waddr)]
                         m.next = "STOP"
                     with m.Else():
                         m.next = "LOOKUP"
@@ -446,18 +450,11 @@ class KVDMA(wiring.Component):
                     prod_b.eq(x1 * Mux(dst_host, d_d, csr.block_stride)),
                     tokoff.eq(Mux(is_g, ntok, pos & bs_mask) * ts),
                 ]
-                bad = Signal()
-                skip = Signal()
-                with m.If(is_bc):
-                    m.d.comb += bad.eq((~src_host & (x0 >= nb)) | (~dst_host & (x1 >= nb)))
-                with m.Else():
-                    m.d.comb += [skip.eq(x0 == 0xFFFFFFFF), bad.eq(x0 >= nb)]
                 with m.If(err):
                     m.next = "STOP"
                 with m.Elif(skip):
                     m.next = "SKIP"
                 with m.Elif(bad):
-                    m.d.comb += [gen_err.eq(1), g_code.eq(Err.BAD_BLOCK), g_addr.eq(waddr)]
                     m.next = "STOP"
                 with m.Else():
                     m.next = "SEG"
@@ -479,12 +476,9 @@ class KVDMA(wiring.Component):
                         ]
                 m.next = "EMIT"
             with m.State("EMIT"):
-                contiguous = (pv & ~p_fill & ~s_fill & (s_src == p_src + p_len) & (s_dst == p_dst + p_len)
-                              & (p_len + s_len <= MAX_SEG))
                 with m.If(err):
                     m.next = "STOP"
-                with m.Elif(~s_fill & ((s_src ^ s_dst)[:lgB] != 0)):
-                    m.d.comb += [gen_err.eq(1), g_code.eq(Err.MISALIGNED), g_addr.eq(s_src)]
+                with m.Elif(misaligned):
                     m.next = "STOP"
                 with m.Elif(s_len == 0):
                     m.next = "ADVANCE"
@@ -492,8 +486,6 @@ class KVDMA(wiring.Component):
                     m.d.sync += p_len.eq(p_len + s_len)
                     m.next = "ADVANCE"
                 with m.Elif(~pv | can_push):
-                    with m.If(pv):
-                        push_pending()
                     m.d.sync += [pv.eq(1), p_src.eq(s_src), p_dst.eq(s_dst), p_len.eq(s_len),
                                  p_fill.eq(s_fill), p_item.eq(gitem)]
                     m.next = "ADVANCE"
@@ -513,7 +505,6 @@ class KVDMA(wiring.Component):
                 with m.Elif(~pv):
                     m.next = "IDLE"
                 with m.Elif(can_push):
-                    push_pending()
                     m.d.sync += pv.eq(0)
                     m.next = "IDLE"
             with m.State("STOP"):
@@ -521,6 +512,19 @@ class KVDMA(wiring.Component):
                 m.d.sync += pv.eq(0)
                 with m.If(~gar_valid):
                     m.next = "IDLE"
+
+        m.d.comb += [
+            pos_err.eq(gen.ongoing("ITEM") & ~err & (j != n_items) & (is_g | is_a) & (idx >= d_d)),
+            tbl_err.eq(gen.ongoing("LOOKUP_WAIT") & axi.rvalid & (axi.rid == ID_TABLE) & r_err),
+            bad_err.eq(gen.ongoing("CHECK") & ~err & ~skip & bad),
+            mis_err.eq(gen.ongoing("EMIT") & ~err & misaligned),
+            gen_err.eq(pos_err | tbl_err | bad_err | mis_err),
+            g_code.eq(Mux(pos_err, Err.POS_RANGE, Mux(tbl_err, Err.TABLE_ERR,
+                                                      Mux(bad_err, Err.BAD_BLOCK, Err.MISALIGNED)))),
+            g_addr.eq(Mux(pos_err, d_a + (idx << 2), Mux(tbl_err | bad_err, waddr, s_src))),
+            push.eq((gen.ongoing("EMIT") & ~err & ~misaligned & (s_len != 0) & ~contiguous & pv & can_push)
+                    | (gen.ongoing("FLUSH") & ~err & pv & can_push)),
+        ]
 
         # ---------------------------------------------------------------- control
         halted = Signal()
@@ -542,6 +546,11 @@ class KVDMA(wiring.Component):
         c_err = Signal()
         c_code, c_addr = Signal(8), Signal(ADDR_W)
         raise_error(c_err, c_code, c_addr, 0)
+        op_bad, cfg_bad, base_bad = Signal(), Signal(), Signal()
+        m.d.comb += [
+            op_bad.eq(d_op > Op.FILL), cfg_bad.eq(csr.block_size_log2 > 8),
+            base_bad.eq((d_status[:3] != 0) | ((is_g | is_a) & (d_a[:2] != 0)) | (is_bc & (d_a[:3] != 0))),
+        ]
         m.d.comb += [csr.ring_tail.eq(ring_tail), csr.done_count.eq(done_count),
                      csr.irq_status.eq(irq_status), csr.err_code.eq(last_code),
                      csr.err_addr.eq(last_addr), csr.err_item.eq(last_item),
@@ -552,19 +561,17 @@ class KVDMA(wiring.Component):
             with m.If(csr.ack[1]):
                 m.d.sync += halted.eq(0)
 
-        with m.FSM(name="ctl"):
+        with m.FSM(name="ctl") as ctl:
             with m.State("IDLE"):
                 with m.If(~halted & ring_pending):
                     m.d.sync += [car_valid.eq(1), car_addr.eq(ring_addr & ~(B - 1)),
                                  car_len.eq(ring_beats - 1), ring_beat.eq(0), from_ring.eq(1)]
                     m.next = "RING"
                 with m.Elif(~halted):
-                    m.d.comb += self.s_desc.ready.eq(1)
                     with m.If(self.s_desc.valid):
                         m.d.sync += [desc.eq(self.s_desc.payload), from_ring.eq(0)]
                         m.next = "START"
             with m.State("RING"):
-                m.d.comb += busy.eq(1)
                 with m.If(axi.rvalid & (axi.rid == ID_RING)):
                     if B >= 32:
                         m.d.sync += desc.eq(axi.rdata.word_select(ring_addr[5:lgB], 256) if B > 32
@@ -572,34 +579,21 @@ class KVDMA(wiring.Component):
                     else:
                         m.d.sync += desc.word_select(ring_beat, dw).eq(axi.rdata)
                     m.d.sync += ring_beat.eq(ring_beat + 1)
-                    with m.If(r_err):
-                        m.d.comb += [c_err.eq(1), c_code.eq(Err.TABLE_ERR), c_addr.eq(ring_addr)]
                     with m.If(axi.rlast):
                         m.next = "START"
             with m.State("START"):
-                m.d.comb += busy.eq(1)
                 with m.If(err):
                     # The ring slot could not be read: there is no trustworthy status address.
                     m.next = "FINISH"
-                with m.Elif(d_op > Op.FILL):
-                    m.d.comb += [c_err.eq(1), c_code.eq(Err.BAD_OPCODE), c_addr.eq(0)]
-                    m.next = "DRAIN"
-                with m.Elif(csr.block_size_log2 > 8):
-                    m.d.comb += [c_err.eq(1), c_code.eq(Err.BAD_CONFIG), c_addr.eq(0)]
-                    m.next = "DRAIN"
-                with m.Elif((d_status[:3] != 0) | ((is_g | is_a) & (d_a[:2] != 0)) | (is_bc & (d_a[:3] != 0))):
-                    m.d.comb += [c_err.eq(1), c_code.eq(Err.MISALIGNED),
-                                 c_addr.eq(Mux(d_status[:3] != 0, d_status, d_a))]
+                with m.Elif(op_bad | cfg_bad | base_bad):
                     m.next = "DRAIN"
                 with m.Else():
                     m.d.comb += gen_start.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += busy.eq(1)
                 with m.If(gen_done):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                m.d.comb += busy.eq(1)
                 with m.If(mover_idle & gen_done):
                     # a misaligned status address is reported in the CSRs only
                     with m.If((d_status != 0) & (d_status[:3] == 0)):
@@ -608,17 +602,13 @@ class KVDMA(wiring.Component):
                     with m.Else():
                         m.next = "FINISH"
             with m.State("STATUS"):
-                m.d.comb += [busy.eq(1), status_ctl.eq(1)]
                 with m.If(axi.awready):
                     m.d.sync += caw_valid.eq(0)
                 with m.If(axi.wready):
                     m.d.sync += cw_valid.eq(0)
                 with m.If(axi.bvalid & (axi.bid == ID_TABLE)):
-                    with m.If(b_err):
-                        m.d.comb += [c_err.eq(1), c_code.eq(Err.WRITE_ERR), c_addr.eq(d_status)]
                     m.next = "FINISH"
             with m.State("FINISH"):
-                m.d.comb += busy.eq(1)
                 m.d.sync += [done_count.eq(done_count + 1), irq_status[0].eq(1), err.eq(0)]
                 with m.If(err):
                     m.d.sync += [halted.eq(1), irq_status[1].eq(1), last_code.eq(err_code),
@@ -631,21 +621,32 @@ class KVDMA(wiring.Component):
         status_lo = Cat(Mux(err, err_code, 0), Const(0, 8), d_op, Const(0, 11), Const(1, 1))
         status_word = Cat(status_lo, Mux(err, err_item, 0))
         m.d.comb += [axi.awsize.eq(lgB), axi.awburst.eq(Burst.INCR)]
-        with m.If(status_ctl):
-            m.d.comb += [
-                axi.awvalid.eq(caw_valid), axi.awaddr.eq(d_status & ~(B - 1)), axi.awlen.eq(0),
-                axi.awid.eq(ID_TABLE),
-                axi.wvalid.eq(cw_valid), axi.wdata.eq(Cat(*([status_word] * (B // 8)))),
-                axi.wstrb.eq(Const(0xFF, B) << d_status[:lgB]), axi.wlast.eq(1),
-            ]
-        with m.Else():
-            m.d.comb += [
-                axi.awvalid.eq(maw_valid), axi.awaddr.eq(maw_addr), axi.awlen.eq(maw_len),
-                axi.awid.eq(ID_DATA),
-                axi.wvalid.eq(mw_valid), axi.wdata.eq(mw_data), axi.wstrb.eq(mw_strb),
-                axi.wlast.eq(mw_last),
-            ]
-            m.d.comb += [maw_fire.eq(maw_valid & axi.awready), mw_fire.eq(mw_valid & axi.wready)]
+        ring_err, start_err, st_err = Signal(), Signal(), Signal()
+        m.d.comb += [
+            ring_err.eq(ctl.ongoing("RING") & axi.rvalid & (axi.rid == ID_RING) & r_err),
+            start_err.eq(ctl.ongoing("START") & ~err & (op_bad | cfg_bad | base_bad)),
+            st_err.eq(ctl.ongoing("STATUS") & axi.bvalid & (axi.bid == ID_TABLE) & b_err),
+            c_err.eq(ring_err | start_err | st_err),
+            c_code.eq(Mux(ring_err, Err.TABLE_ERR, Mux(st_err, Err.WRITE_ERR,
+                      Mux(op_bad, Err.BAD_OPCODE, Mux(cfg_bad, Err.BAD_CONFIG, Err.MISALIGNED))))),
+            c_addr.eq(Mux(ring_err, ring_addr, Mux(st_err | (d_status[:3] != 0), d_status,
+                      Mux(op_bad | cfg_bad, 0, d_a)))),
+        ]
+        m.d.comb += [
+            status_ctl.eq(ctl.ongoing("STATUS")), busy.eq(~ctl.ongoing("IDLE")),
+            gen_done.eq(gen.ongoing("IDLE")),
+            self.s_desc.ready.eq(ctl.ongoing("IDLE") & ~halted & ~ring_pending),
+            axi.awvalid.eq(Mux(status_ctl, caw_valid, maw_valid)),
+            axi.awaddr.eq(Mux(status_ctl, d_status & ~(B - 1), maw_addr)),
+            axi.awlen.eq(Mux(status_ctl, 0, maw_len)),
+            axi.awid.eq(Mux(status_ctl, ID_TABLE, ID_DATA)),
+            axi.wvalid.eq(Mux(status_ctl, cw_valid, mw_valid)),
+            axi.wdata.eq(Mux(status_ctl, Cat(*([status_word] * (B // 8))), mw_data)),
+            axi.wstrb.eq(Mux(status_ctl, Const(0xFF, B) << d_status[:lgB], mw_strb)),
+            axi.wlast.eq(status_ctl | mw_last),
+            maw_fire.eq(~status_ctl & maw_valid & axi.awready),
+            mw_fire.eq(~status_ctl & mw_valid & axi.wready),
+        ]
 
         # Error latch (after every raise_error above).
         with m.If(~err):
