@@ -6,7 +6,8 @@
 NHD order) and implements every descriptor with numpy indexing through the block table:
 
 * GATHER  ``dst[p] = cache[bt[p // bs], p % bs]`` for p < seq_len, planes laid out
-  ``[layer][K, V][token]`` in the destination; a ``-1`` entry leaves its rows untouched;
+  ``[layer][K, V][token]`` in the destination; a ``-1`` entry leaves its rows untouched; with
+  the STREAM flag the same rows leave on ``m_axis`` instead (:meth:`PagedKV.stream_bytes`);
 * APPEND  ``cache[bt[p // bs], p % bs] = src[i]`` for p = start + i;
 * BLOCK_COPY ``cache[dst_id] = cache[src_id]`` per pair (either side in host memory);
 * COPY (1-D / 2-D strided), FILL (32-bit pattern), FENCE (nothing).
@@ -114,7 +115,7 @@ class PagedKV:
         c = self.cfg
         lg = c.block_size_log2 if block_size_log2 is None else block_size_log2
         try:
-            if d["op"] > Op.FILL:
+            if d["op"] > Op.FILL or (d["flags"] & Flag.STREAM and d["op"] != Op.GATHER):
                 raise _Fault(Err.BAD_OPCODE, 0)
             if lg > 8:
                 raise _Fault(Err.BAD_CONFIG, 0)
@@ -203,6 +204,11 @@ class PagedKV:
         data = pattern[(np.arange(dst, dst + n)) % 4]
         if n:
             res.writes.append((0, dst, data))
+
+    @staticmethod
+    def stream_bytes(res):
+        """The bytes a STREAM gather sends on ``m_axis`` (its writes, in order, without addresses)."""
+        return b"".join(bytes(data) for _, _, data in res.writes)
 
     # -- applying results -------------------------------------------------------------------
     @staticmethod

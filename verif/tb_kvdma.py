@@ -26,8 +26,8 @@ from cocotbext.axi.constants import AxiResp
 from cocotbext.axi.memory import Memory
 
 from hw.kvdma.descriptors import CSR_NAMES, DESC_BYTES, Err, Flag, Op, pack_descriptor, status_word
-from .kv_model import KVConfig, PagedKV
-from .stream import StreamBus, StreamSource, no_pause, random_pause
+from .kv_model import KVConfig, PagedKV, Result
+from .stream import StreamBus, StreamSink, StreamSource, no_pause, random_pause
 from .tb import TB, bench_args, block_params, write_bench_result
 
 
@@ -154,6 +154,8 @@ class KVTB(TB):
         self.desc = StreamSource(self.check(StreamBus.amaranth(dut, "s_desc")), self.clk,
                                  random_pause(stall) if stall else no_pause(), self.watchdog)
         self._drivers.append(self.desc)
+        self.axis = StreamSink(self.check(StreamBus.axis(dut, "m_axis")), self.clk,
+                               random_pause(stall) if stall else no_pause(), self.watchdog)
         self.mem = np.frombuffer(self.ram.mem, np.uint8)   # live view of the RAM
         for vip in (self.ram.write_if, self.ram.read_if, self.csr.write_if, self.csr.read_if):
             vip.log.setLevel(logging.WARNING)
@@ -203,6 +205,9 @@ class KVTB(TB):
         count = await self.read_csr("done_count")
         assert count == self.done, f"done_count {count}, expected {self.done}"
         name = Op.NAMES.get(desc_fields["op"], desc_fields["op"])
+        if desc_fields.get("flags", 0) & Flag.STREAM and desc_fields["op"] == Op.GATHER:
+            self.check_stream(name, res)
+            res = Result(writes=[], code=res.code, item=res.item)     # nothing lands in memory
         if res.code == Err.OK:
             assert irq == 1, f"{name}: irq_status {irq:#x}, expected done only"
             expected = before.copy()
@@ -237,6 +242,20 @@ class KVTB(TB):
             status = await self.read_csr("status")
             assert not status & 2, "halt not cleared by ack"
         return res
+
+    def check_stream(self, name, res):
+        beats, self.axis.items = self.axis.items, []
+        got = b"".join(bytes(b for k, b in enumerate(beat["tdata"].to_bytes(self.bus_bytes, "little"))
+                             if beat["tkeep"] >> k & 1) for beat in beats)
+        lasts = [k for k, beat in enumerate(beats) if beat["tlast"]]
+        want = PagedKV.stream_bytes(res)
+        if res.code == Err.OK:
+            assert got == want, f"{name} stream: {len(got)} bytes, expected {len(want)}" + (
+                f", first difference at byte {next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), -1)}")
+            assert lasts == ([len(beats) - 1] if beats else []), f"{name} stream: tlast on beats {lasts} of {len(beats)}"
+        else:
+            assert want.startswith(got), f"{name} stream (error {res.code}): bytes that are not a prefix of the rows"
+            assert not lasts, f"{name} stream (error {res.code}): tlast on a failed descriptor"
 
     async def push_ring(self, d):
         base, size_log2 = self.ring
@@ -306,7 +325,7 @@ def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=
     nl = rng.randint(1, layers - layer0)
     status = scratch.alloc(8, 8) if rng.random() < 0.8 else 0
     fields = {"op": op, "flags": flags, "layer0": layer0, "layers": nl, "status": status}
-    inject = errors and rng.random() < 0.15
+    inject = errors and rng.random() < 0.25
     if op == Op.GATHER:
         L = rng.randint(1, min(4 * bs + 3, nb * bs))
         nblk = -(-L // bs)
@@ -323,6 +342,8 @@ def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=
         put_words(tb, a, bt)
         dst = scratch.alloc(L * ts * 2 * nl)
         fields.update(count=L, a=a, b=dst, d=tlen)
+        if rng.random() < 0.3:
+            fields["flags"] |= Flag.STREAM
     elif op == Op.APPEND:
         n = rng.randint(1, 2 * bs + 1)
         start = rng.randrange(0, max(1, 4 * bs - n))
@@ -365,6 +386,8 @@ def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=
         fields.update(count=length, b=dst, c=rng.getrandbits(32))
     if errors and rng.random() < 0.03:
         fields["op"] = rng.choice([6, 9, 15])
+    if errors and op != Op.GATHER and rng.random() < 0.02:
+        fields["flags"] = fields.get("flags", 0) | Flag.STREAM
     return fields
 
 

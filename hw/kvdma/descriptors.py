@@ -33,11 +33,12 @@ class Flag:
     V = 1 << 1          # ... and/or the V plane
     SRC_HOST = 1 << 2   # BLOCK_COPY: source ids index host memory (swap in)
     DST_HOST = 1 << 3   # BLOCK_COPY: destination ids index host memory (swap out)
+    STREAM = 1 << 4     # GATHER: out of the m_axis port instead of into memory
 
 
 class Err:
     OK = 0
-    BAD_OPCODE = 1      # unknown opcode (or a flag the opcode does not accept)
+    BAD_OPCODE = 1      # unknown opcode, or STREAM on anything but GATHER
     MISALIGNED = 2      # base not aligned, or source/destination not congruent modulo the bus width
     BAD_BLOCK = 3       # block id >= num_blocks (and not the -1 "skip" marker)
     POS_RANGE = 4       # position beyond the block table (index >= block table length)

@@ -28,7 +28,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from ..axi import AXI4LiteSignature, AXI4Signature, Burst
+from ..axi import AXI4LiteSignature, AXI4Signature, AXIStreamSignature, Burst
 from ..csr import CSRBlock, Register
 from .descriptors import CSR_NAMES, Err, Flag, Op
 from .params import KVDMAParams
@@ -79,6 +79,11 @@ class KVDMA(wiring.Component):
     s_desc : In(stream.Signature(256))
         Descriptor push port (valid/ready). A descriptor is taken when the engine is idle,
         not halted and no ring descriptor is pending (the ring has priority).
+    m_axis : Out(AXIStreamSignature(data_width=bus_width, keep=True, last=True))
+        GATHER output of descriptors with the ``STREAM`` flag: the rows in destination order,
+        one beat per source beat (no realignment: byte lanes are the source's, ``tkeep`` marks
+        the valid bytes), ``tlast`` on the last beat of the descriptor. One beat per cycle when
+        ``tready`` is high. A descriptor that fails ends without ``tlast`` (see its status).
     irq : Out(1)
         Level interrupt: ``ctrl.irq_enable & (irq_status != 0)``.
     """
@@ -90,6 +95,7 @@ class KVDMA(wiring.Component):
             "m_axi": Out(AXI4Signature(addr_width=ADDR_W, data_width=bus_width, id_width=2)),
             "s_axil": In(AXI4LiteSignature(addr_width=8, data_width=32)),
             "s_desc": In(stream.Signature(256)),
+            "m_axis": Out(AXIStreamSignature(data_width=bus_width, keep=True, last=True)),
             "irq": Out(1),
         })
 
@@ -142,12 +148,12 @@ class KVDMA(wiring.Component):
 
         # ---------------------------------------------------------------- FIFOs
         m.submodules.rseg = rseg = fifo.SyncFIFOBuffered(width=96, depth=p.seg_depth)      # src len item
-        m.submodules.wseg = wseg = fifo.SyncFIFOBuffered(width=97, depth=p.seg_depth)      # dst len item fill
+        m.submodules.wseg = wseg = fifo.SyncFIFOBuffered(width=98, depth=p.seg_depth)      # dst len item fill last
         m.submodules.data = data = fifo.SyncFIFOBuffered(width=dw, depth=p.buffer_beats)
         m.submodules.rinfo = rinfo = fifo.SyncFIFOBuffered(width=64, depth=p.outstanding)  # addr item
         m.submodules.winfo = winfo = fifo.SyncFIFOBuffered(width=64, depth=p.outstanding)
         nw = exact_log2(p.max_burst) + 1
-        m.submodules.wcmd = wcmd = fifo.SyncFIFOBuffered(width=nw + 2 * B + 1, depth=p.outstanding)
+        m.submodules.wcmd = wcmd = fifo.SyncFIFOBuffered(width=nw + 2 * B + 2, depth=p.outstanding)
 
         # ---------------------------------------------------------------- AR arbitration
         # Requesters hold valid and payload until accepted; the lock keeps the choice while a
@@ -230,6 +236,8 @@ class KVDMA(wiring.Component):
         maw_valid, maw_addr, maw_len = Signal(), Signal(ADDR_W), Signal(8)
         wr_active, wr_addr, wr_beats, wr_item = Signal(), Signal(ADDR_W), Signal(32), Signal(32)
         wr_first, wr_fill, wr_fmask, wr_lmask = Signal(), Signal(), Signal(B), Signal(B)
+        wr_last = Signal()                          # this segment ends the descriptor (stream tlast)
+        to_stream = d_flags[4]                      # GATHER to m_axis: no AW/W/B at all
         wr_to4k = Signal(13)
         m.d.comb += wr_to4k.eq((4096 - wr_addr[:12]) >> lgB)
         wr_lim = Mux(wr_to4k < p.max_burst, wr_to4k, p.max_burst)
@@ -237,29 +245,30 @@ class KVDMA(wiring.Component):
         m.d.comb += wr_n.eq(Mux(wr_beats < wr_lim, wr_beats, wr_lim))
         maw_fire = Signal()
         wr_load = Signal()
-        m.d.comb += wr_load.eq(wr_active & ~err & (out_wr < p.outstanding) & wcmd.w_rdy & winfo.w_rdy
-                               & (wr_fill | (data.level >= committed + wr_n)) & (~maw_valid | maw_fire))
+        m.d.comb += wr_load.eq(wr_active & ~err & wcmd.w_rdy & (wr_fill | (data.level >= committed + wr_n))
+                               & (to_stream | ((out_wr < p.outstanding) & winfo.w_rdy & (~maw_valid | maw_fire))))
         ws_dst, ws_len, ws_item, ws_fill = (wseg.r_data[0:32], wseg.r_data[32:64], wseg.r_data[64:96],
                                             wseg.r_data[96])
+        ws_last = wseg.r_data[97]
         ws_end = Signal(lgB)
         m.d.comb += ws_end.eq(ws_dst + ws_len)
         m.d.comb += [
             wseg.r_en.eq(~wr_active & wseg.r_rdy),
             wcmd.w_en.eq(wr_load),
             wcmd.w_data.eq(Cat(wr_n, Mux(wr_first, wr_fmask, ones),
-                               Mux(wr_beats == wr_n, wr_lmask, ones), wr_fill)),
-            winfo.w_en.eq(wr_load), winfo.w_data.eq(Cat(wr_addr, wr_item)),
+                               Mux(wr_beats == wr_n, wr_lmask, ones), wr_fill, wr_last & (wr_beats == wr_n))),
+            winfo.w_en.eq(wr_load & ~to_stream), winfo.w_data.eq(Cat(wr_addr, wr_item)),
         ]
         with m.If(~wr_active & wseg.r_rdy):
             m.d.sync += [
                 wr_active.eq(~err), wr_addr.eq(ws_dst & ~(B - 1)), wr_item.eq(ws_item), wr_first.eq(1),
-                wr_fill.eq(ws_fill), wr_beats.eq(((ws_dst & (B - 1)) + ws_len + (B - 1)) >> lgB),
+                wr_fill.eq(ws_fill), wr_last.eq(ws_last), wr_beats.eq(((ws_dst & (B - 1)) + ws_len + (B - 1)) >> lgB),
                 wr_fmask.eq(Const(ones, B) << ws_dst[:lgB]),
                 wr_lmask.eq(Mux(ws_end == 0, ones, (Const(1, B + 1) << ws_end) - 1)),
             ]
         with m.If(wr_load):
             m.d.sync += [
-                maw_valid.eq(1), maw_addr.eq(wr_addr), maw_len.eq(wr_n - 1), wr_first.eq(0),
+                maw_valid.eq(~to_stream), maw_addr.eq(wr_addr), maw_len.eq(wr_n - 1), wr_first.eq(0),
                 wr_addr.eq(wr_addr + (wr_n << lgB)), wr_beats.eq(wr_beats - wr_n),
             ]
             with m.If(wr_beats == wr_n):
@@ -272,6 +281,7 @@ class KVDMA(wiring.Component):
         # W side: one burst per wcmd entry; its data is already in the FIFO (or is the pattern).
         w_active, w_cnt, w_first, w_fill = Signal(), Signal(nw), Signal(), Signal()
         w_fmask, w_lmask = Signal(B), Signal(B)
+        w_tlast = Signal()
         fill_pattern = Signal(32)
         mw_valid = Signal()
         m.d.comb += mw_valid.eq(w_active & (w_fill | data.r_rdy))
@@ -285,7 +295,7 @@ class KVDMA(wiring.Component):
             m.d.sync += [
                 w_active.eq(1), w_first.eq(1), w_cnt.eq(wcmd.r_data[0:nw]),
                 w_fmask.eq(wcmd.r_data[nw:nw + B]), w_lmask.eq(wcmd.r_data[nw + B:nw + 2 * B]),
-                w_fill.eq(wcmd.r_data[nw + 2 * B]),
+                w_fill.eq(wcmd.r_data[nw + 2 * B]), w_tlast.eq(wcmd.r_data[nw + 2 * B + 1]),
             ]
         with m.Elif(mw_fire):
             m.d.sync += [w_cnt.eq(w_cnt - 1), w_first.eq(0)]
@@ -306,7 +316,7 @@ class KVDMA(wiring.Component):
 
         data_b = axi.bvalid & (axi.bid == ID_DATA)
         m.d.comb += winfo.r_en.eq(data_b)
-        m.d.sync += out_wr.eq(out_wr + wr_load - data_b)
+        m.d.sync += out_wr.eq(out_wr + (wr_load & ~to_stream) - data_b)
         raise_error(data_b & b_err, Err.WRITE_ERR, winfo.r_data[0:32], winfo.r_data[32:64])
 
         mover_idle = Signal()
@@ -354,10 +364,10 @@ class KVDMA(wiring.Component):
         word_idx = waddr[2:lgB]
         src_host, dst_host = d_flags[2], d_flags[3]
 
-        push = Signal()
+        push, push_last = Signal(), Signal()
         m.d.comb += [
             rseg.w_en.eq(push & ~p_fill), rseg.w_data.eq(Cat(p_src, p_len, p_item)),
-            wseg.w_en.eq(push), wseg.w_data.eq(Cat(p_dst, p_len, p_item, p_fill)),
+            wseg.w_en.eq(push), wseg.w_data.eq(Cat(p_dst, p_len, p_item, p_fill, push_last)),
         ]
         can_push = wseg.w_rdy & (rseg.w_rdy | p_fill)
         idx = Signal(32)
@@ -465,7 +475,9 @@ class KVDMA(wiring.Component):
                 m.d.sync += s_fill.eq(0)
                 with m.Switch(d_op):
                     with m.Case(Op.GATHER):
-                        m.d.sync += [s_src.eq(plane_base + prod_a), s_dst.eq(dcur), s_len.eq(tokoff)]
+                        # to the stream the destination is the source's own byte lanes
+                        m.d.sync += [s_src.eq(plane_base + prod_a), s_dst.eq(Mux(to_stream, plane_base + prod_a, dcur)),
+                                     s_len.eq(tokoff)]
                     with m.Case(Op.APPEND):
                         m.d.sync += [s_src.eq(scur), s_dst.eq(plane_base + prod_a + tokoff), s_len.eq(ts)]
                     with m.Default():   # BLOCK_COPY
@@ -522,6 +534,7 @@ class KVDMA(wiring.Component):
             g_code.eq(Mux(pos_err, Err.POS_RANGE, Mux(tbl_err, Err.TABLE_ERR,
                                                       Mux(bad_err, Err.BAD_BLOCK, Err.MISALIGNED)))),
             g_addr.eq(Mux(pos_err, d_a + (idx << 2), Mux(tbl_err | bad_err, waddr, s_src))),
+            push_last.eq(gen.ongoing("FLUSH")),
             push.eq((gen.ongoing("EMIT") & ~err & ~misaligned & (s_len != 0) & ~contiguous & pv & can_push)
                     | (gen.ongoing("FLUSH") & ~err & pv & can_push)),
         ]
@@ -548,7 +561,7 @@ class KVDMA(wiring.Component):
         raise_error(c_err, c_code, c_addr, 0)
         op_bad, cfg_bad, base_bad = Signal(), Signal(), Signal()
         m.d.comb += [
-            op_bad.eq(d_op > Op.FILL), cfg_bad.eq(csr.block_size_log2 > 8),
+            op_bad.eq((d_op > Op.FILL) | (to_stream & ~is_g)), cfg_bad.eq(csr.block_size_log2 > 8),
             base_bad.eq((d_status[:3] != 0) | ((is_g | is_a) & (d_a[:2] != 0)) | (is_bc & (d_a[:3] != 0))),
         ]
         m.d.comb += [csr.ring_tail.eq(ring_tail), csr.done_count.eq(done_count),
@@ -640,12 +653,15 @@ class KVDMA(wiring.Component):
             axi.awaddr.eq(Mux(status_ctl, d_status & ~(B - 1), maw_addr)),
             axi.awlen.eq(Mux(status_ctl, 0, maw_len)),
             axi.awid.eq(Mux(status_ctl, ID_TABLE, ID_DATA)),
-            axi.wvalid.eq(Mux(status_ctl, cw_valid, mw_valid)),
+            axi.wvalid.eq(Mux(status_ctl, cw_valid, mw_valid & ~to_stream)),
+            self.m_axis.tvalid.eq(~status_ctl & mw_valid & to_stream),
+            self.m_axis.tdata.eq(data.r_data), self.m_axis.tkeep.eq(mw_strb),
+            self.m_axis.tlast.eq(w_tlast & mw_last),
             axi.wdata.eq(Mux(status_ctl, Cat(*([status_word] * (B // 8))), mw_data)),
             axi.wstrb.eq(Mux(status_ctl, Const(0xFF, B) << d_status[:lgB], mw_strb)),
             axi.wlast.eq(status_ctl | mw_last),
             maw_fire.eq(~status_ctl & maw_valid & axi.awready),
-            mw_fire.eq(~status_ctl & mw_valid & axi.wready),
+            mw_fire.eq(~status_ctl & mw_valid & Mux(to_stream, self.m_axis.tready, axi.wready)),
         ]
 
         # Error latch (after every raise_error above).
