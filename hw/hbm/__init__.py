@@ -1,0 +1,25 @@
+"""HBM pseudo-channel controller, behavioural device, traffic generator and their parameters."""
+
+from dataclasses import dataclass
+
+from ..params import Params, param
+from .timing import HBMParams, HBMTiming, PRESETS
+
+
+__all__ = ["HBMParams", "HBMTiming", "PRESETS", "HBMBenchParams", "hbm_block_factory"]
+
+
+@dataclass(frozen=True)
+class HBMBenchParams(Params):
+    """Workload of ``scoville bench hbm`` (hardware parameters such as ``--preset`` are separate)."""
+    pattern: str = param("seq", choices=("seq", "random", "strided", "mixed"), doc="address pattern")
+    requests: int = param(20000, lo=1, hi=1 << 30, doc="32-byte requests to issue")
+    stride: int = param(33, lo=1, hi=1 << 20, doc="stride in 32-byte atoms (strided pattern)")
+    write_ratio: int = param(0, lo=0, hi=256, doc="writes per 256 requests (mixed: 0 means 85)")
+    trace: str = param("", doc="DRAMsim3-style trace file (lines: 0xADDR READ|WRITE CYCLE)")
+    check: bool = param(True, doc="run the independent timing model on every command")
+
+
+def hbm_block_factory(**params):
+    from .system import hbm_system
+    return hbm_system(**params)
