@@ -499,8 +499,11 @@ async def bus_errors(dut):
         problem = PagedKV.check_error_image(before, actual, res)
         assert problem is None, f"{kind}: {problem}"
         await tb.write_csr("ack", 2)
-    # the engine still works afterwards
+    # the engine still works afterwards (the aborted reads returned their reserved FIFO room)
     await tb.run(model, {"op": Op.FILL, "b": scratch.alloc(100), "count": 77, "c": 0xA5A55A5A, "status": 0})
+    for _ in range(3):
+        await tb.run(model, random_descriptor(tb, model, cfg, layers, scratch, rng, errors=False,
+                                              ops=[Op.GATHER, Op.APPEND, Op.BLOCK_COPY]))
 
 
 @cocotb.test()

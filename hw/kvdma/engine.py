@@ -38,7 +38,8 @@ __all__ = ["KVDMA"]
 
 ADDR_W = 32
 ID_DATA, ID_TABLE, ID_RING = 0, 1, 2
-MAX_SEG = (1 << 31) - 1   # merged segments stay below 2 GiB so 32-bit sums cannot wrap
+MAX_SEG = (1 << 31) - 1
+TBL_BEATS = 8             # block-table prefetch FIFO depth (beats)   # merged segments stay below 2 GiB so 32-bit sums cannot wrap
 
 
 class KVDMA(wiring.Component):
@@ -153,6 +154,8 @@ class KVDMA(wiring.Component):
         m.submodules.rinfo = rinfo = fifo.SyncFIFOBuffered(width=64, depth=p.outstanding)  # addr item
         m.submodules.winfo = winfo = fifo.SyncFIFOBuffered(width=64, depth=p.outstanding)
         nw = exact_log2(p.max_burst) + 1
+        m.submodules.tbl = tbl = fifo.SyncFIFOBuffered(width=dw + 1, depth=TBL_BEATS)   # table beat, error
+        tbl_widx = Signal(max(1, lgB - 2))
         m.submodules.wcmd = wcmd = fifo.SyncFIFOBuffered(width=nw + 2 * B + 2, depth=p.outstanding)
 
         # ---------------------------------------------------------------- AR arbitration
@@ -425,6 +428,8 @@ class KVDMA(wiring.Component):
                     m.d.sync += waddr.eq(d_a + (idx << 2))
                     with m.If(idx >= d_d):
                         m.next = "STOP"
+                    with m.Elif(is_g):
+                        m.next = "TBL"
                     with m.Else():
                         m.next = "LOOKUP"
                 with m.Elif(is_bc):
@@ -437,6 +442,14 @@ class KVDMA(wiring.Component):
                     m.d.sync += [s_src.eq(0), s_dst.eq(d_b), s_len.eq(d_count), s_fill.eq(1),
                                  fill_pattern.eq(d_c)]
                     m.next = "EMIT"
+            with m.State("TBL"):
+                # GATHER walks its table in order: entries come from the prefetch FIFO.
+                with m.If(tbl.r_rdy):
+                    m.d.sync += [x0.eq(tbl.r_data.word_select(tbl_widx, 32)), x1.eq(0)]
+                    with m.If(tbl.r_data[dw] | err):
+                        m.next = "STOP"
+                    with m.Else():
+                        m.next = "CHECK"
             with m.State("LOOKUP"):
                 with m.If(cache_valid & (cache_tag == waddr[lgB:])):
                     m.d.sync += [x0.eq(cache_data.word_select(word_idx, 32)),
@@ -527,7 +540,8 @@ class KVDMA(wiring.Component):
 
         m.d.comb += [
             pos_err.eq(gen.ongoing("ITEM") & ~err & (j != n_items) & (is_g | is_a) & (idx >= d_d)),
-            tbl_err.eq(gen.ongoing("LOOKUP_WAIT") & axi.rvalid & (axi.rid == ID_TABLE) & r_err),
+            tbl_err.eq((gen.ongoing("LOOKUP_WAIT") & axi.rvalid & (axi.rid == ID_TABLE) & r_err)
+                       | (gen.ongoing("TBL") & ~err & tbl.r_rdy & tbl.r_data[dw])),
             bad_err.eq(gen.ongoing("CHECK") & ~err & ~skip & bad),
             mis_err.eq(gen.ongoing("EMIT") & ~err & misaligned),
             gen_err.eq(pos_err | tbl_err | bad_err | mis_err),
@@ -538,6 +552,40 @@ class KVDMA(wiring.Component):
             push.eq((gen.ongoing("EMIT") & ~err & ~misaligned & (s_len != 0) & ~contiguous & pv & can_push)
                     | (gen.ongoing("FLUSH") & ~err & pv & can_push)),
         ]
+
+        # ---------------------------------------------------------------- table prefetch (GATHER)
+        # The block table of a GATHER is read ahead, one beat per AR, into a small FIFO whose
+        # room is reserved before each read (as for data); each plane re-reads it. The lookup
+        # latency is then hidden behind the data of earlier blocks even for 1-token blocks.
+        n_fetch = Signal(32)
+        m.d.comb += n_fetch.eq(Mux(n_items < d_d, n_items, d_d))
+        pf_plane_beats = Signal(32)
+        m.d.comb += pf_plane_beats.eq(Mux(n_fetch == 0, 0, ((d_a & (B - 1)) + (n_fetch << 2) + (B - 1)) >> lgB))
+        pf_left, pf_planes = Signal(32), Signal(10)
+        pf_addr = Signal(ADDR_W)
+        pf_space = Signal(range(TBL_BEATS + 1))
+        pf_load = Signal()
+        m.d.comb += pf_load.eq((pf_left != 0) & ~err & (pf_space < TBL_BEATS) & (~gar_valid | gar_fire))
+        with m.If(gen_start & is_g):
+            m.d.sync += [pf_planes.eq(d_layers * (has_k.as_unsigned() + has_v.as_unsigned())),
+                         pf_left.eq(0), pf_addr.eq(d_a & ~(B - 1))]
+        with m.Elif(pf_load):
+            m.d.sync += [gar_valid.eq(1), gar_addr.eq(pf_addr), pf_addr.eq(pf_addr + B), pf_left.eq(pf_left - 1)]
+        with m.Elif((pf_left == 0) & (pf_planes != 0) & ~err):
+            m.d.sync += [pf_planes.eq(pf_planes - 1), pf_left.eq(pf_plane_beats), pf_addr.eq(d_a & ~(B - 1))]
+        with m.If(err):
+            m.d.sync += [pf_left.eq(0), pf_planes.eq(0)]
+        tbl_pop = Signal()
+        m.d.comb += [
+            tbl_widx.eq(d_a[2:lgB] + j),
+            tbl.w_en.eq(axi.rvalid & (axi.rid == ID_TABLE) & is_g), tbl.w_data.eq(Cat(axi.rdata, r_err)),
+            tbl_pop.eq(gen.ongoing("TBL") & tbl.r_rdy
+                       & ((tbl_widx == B // 4 - 1) | (j + 1 == n_fetch) | tbl.r_data[dw] | err)),
+            # after an error, table beats still arriving are dropped
+            tbl.r_en.eq(tbl_pop | (err & ~gen.ongoing("TBL") & tbl.r_rdy)),
+        ]
+        m.d.sync += pf_space.eq(pf_space + pf_load - tbl.r_en)
+        pf_idle = (pf_space == 0) & ~gar_valid & (pf_left == 0) & (pf_planes == 0)
 
         # ---------------------------------------------------------------- control
         halted = Signal()
@@ -607,7 +655,7 @@ class KVDMA(wiring.Component):
                 with m.If(gen_done):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(mover_idle & gen_done):
+                with m.If(mover_idle & gen_done & pf_idle):
                     # a misaligned status address is reported in the CSRs only
                     with m.If((d_status != 0) & (d_status[:3] == 0)):
                         m.d.sync += [caw_valid.eq(1), cw_valid.eq(1)]
