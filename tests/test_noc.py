@@ -102,3 +102,9 @@ def test_noc_8x8():
                                     dict(vcs=1, buffer=3, flit_width=16, routing="yx")])
 def test_noc_router(params):
     run_block("noc_router", params, "verif.tb_noc_router")
+
+
+@pytest.mark.icarus
+def test_noc_router_icarus(icarus):
+    run_block("noc_router", dict(vcs=3, buffer=2, flit_width=20), "verif.tb_noc_router",
+              sim=icarus, testcase=r"\.random_traffic")

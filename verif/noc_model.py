@@ -106,6 +106,30 @@ class NoCModel:
         self.injected += 1
         return flits
 
+    def message(self, src, dst, cls, length, rng=random):
+        """A new message (payload words only; the network interface adds the head flit)."""
+        key = (src, dst, cls)
+        words = [rng.getrandbits(self.w) for _ in range(length)]
+        self.flows[key].append(words)
+        self.injected += 1
+        return words
+
+    def deliver_message(self, node, cls, src, words):
+        """Check one message delivered at ``node`` on class ``cls`` with source ``src``."""
+        if src >= self.nodes:
+            raise AssertionError(f"node {node} class {cls}: message names source {src} (no such node)")
+        queue = self.flows[(src, node, cls)]
+        if not queue:
+            raise AssertionError(f"node {node} class {cls}: unexpected message from node {src} "
+                                 "(misrouted, duplicate, wrong class or never sent)")
+        if words != queue[0]:
+            others = [i for i, q in enumerate(queue) if q == words]
+            raise AssertionError(f"node {node} class {cls}: message from node {src} " +
+                                 (f"out of order (it is message {others[0]} of {len(queue)})" if others
+                                  else f"corrupt ({len(words)} beats, expected {len(queue[0])})"))
+        queue.popleft()
+        self.delivered += 1
+
     def src_of(self, head):
         return (head >> (self.xb + self.yb)) & ((1 << self.nb) - 1)
 

@@ -18,11 +18,36 @@ from .stream import StreamBus, StreamSink, StreamSource, random_pause, no_pause
 from .tb import TB, bench_args, block_params, write_bench_result
 
 
+def kick_comb_processes(dut):
+    """Icarus workaround: run every ``always @*`` block of the design once.
+
+    Yosys' Verilog backend puts a dummy ``reg $auto$verilog_backend...$N = 0`` in the
+    sensitivity of each combinational block so that it runs at time 0; Icarus 11 applies the
+    initialiser without an event, so a block whose inputs never change (a round-robin
+    arbiter's index while no request arrives, a switch on a constant register) keeps X
+    outputs forever, and the X reaches credits and ready. Writing 1 to the dummy regs is the
+    event the backend meant to give. Verilator needs nothing.
+    """
+    if "icarus" not in cocotb.SIM_NAME.lower():
+        return
+    from cocotb.handle import HierarchyObject
+    stack = [dut]
+    while stack:
+        handle = stack.pop()
+        for child in handle:
+            name = child._name
+            if name.startswith("$auto$verilog_backend") or name.startswith("\\$auto$verilog_backend"):
+                child.value = 1
+            elif isinstance(child, HierarchyObject):
+                stack.append(child)
+
+
 class NoCTB(TB):
     """A :class:`TB` with one checked source and sink per (node, class) and the scoreboard."""
 
     def __init__(self, dut, *, stall="random", timeout=3000, sink_stall=None):
         super().__init__(dut, stall=stall, timeout=timeout)
+        kick_comb_processes(dut)
         self.sink_stall = sink_stall
         self.attach()
 
@@ -31,6 +56,8 @@ class NoCTB(TB):
         p = self.params
         self.model = NoCModel(**p)
         self.nodes, self.classes, self.w = self.model.nodes, p["classes"], p["flit_width"]
+        self.message = p.get("message_ni", False)
+        self.db = max(1, (self.nodes - 1).bit_length())   # dst / src field of message beats
         self.sources, self.sinks = {}, {}
         self.expected_beats = {}
         for n in range(self.nodes):
@@ -55,6 +82,14 @@ class NoCTB(TB):
         self._drivers, self.checkers = [], []
 
     def send(self, src, dst, cls, length, rng=random):
+        if self.message:
+            # Message beats: dst, data, last; the network interface adds the head flit.
+            words = self.model.message(src, dst, cls, length, rng)
+            db, last = self.db, 1 << (self.db + self.w)
+            self.sources[src, cls].extend(dst | (d << db) | (last if i == length - 1 else 0)
+                                          for i, d in enumerate(words))
+            self.expected_beats[dst, cls] += length
+            return words
         flits = self.model.packet(src, dst, cls, length, rng)
         last = 1 << self.w
         self.sources[src, cls].extend(f | (last if i == len(flits) - 1 else 0)
@@ -64,6 +99,8 @@ class NoCTB(TB):
 
     def score(self):
         """Feed every complete packet received so far to the scoreboard."""
+        if self.message:
+            return self._score_messages()
         mask, last = (1 << self.w) - 1, 1 << self.w
         for key, sink in self.sinks.items():
             items, start = sink.items, self.consumed[key]
@@ -76,6 +113,24 @@ class NoCTB(TB):
                     packet = []
                     start = i + 1
                 i += 1
+            self.consumed[key] = start
+
+    def _score_messages(self):
+        db, mask, last = self.db, (1 << self.w) - 1, 1 << (self.db + self.w)
+        for key, sink in self.sinks.items():
+            items, start = sink.items, self.consumed[key]
+            words, src = [], None
+            for i in range(start, len(items)):
+                beat = items[i]
+                if src is None:
+                    src = beat & ((1 << db) - 1)
+                assert beat & ((1 << db) - 1) == src, \
+                    f"node {key[0]} class {key[1]}: source changed inside a message"
+                words.append((beat >> db) & mask)
+                if beat & last:
+                    self.model.deliver_message(key[0], key[1], src, words)
+                    words, src = [], None
+                    start = i + 1
             self.consumed[key] = start
 
     async def drain(self, extra=40):
@@ -232,6 +287,7 @@ async def run_generators(dut, *, traffic="uniform", rate=0.1, packet_flits=1, cy
     model = NoCModel(**p)
     n = model.nodes
     tb = TB(dut, stall="none", timeout=10 ** 9)
+    kick_comb_processes(dut)
     dut.bench_mode.value = 1
     dut.bench_seed.value = seed & 0xFFFFFFFF
     dut.bench_pattern.value = PATTERNS.index(traffic)

@@ -11,7 +11,7 @@ from ..params import Params, check_choice, check_int, param
 from .flit import EAST, LOCAL, NORTH, PORTS, SOUTH, WEST, LinkSignature, header_fields
 
 
-__all__ = ["Router", "RouterParams", "ROUTINGS", "route_port", "noc_router"]
+__all__ = ["Router", "RouterParams", "ROUTINGS", "route_port", "turn_allowed", "noc_router"]
 
 ROUTINGS = ("xy", "yx")
 
@@ -47,6 +47,23 @@ def route_port(routing, x, y, dst_x, dst_y):
     if port is None:
         port = second()
     return LOCAL if port is None else port
+
+
+def turn_allowed(routing, in_port, out_port):
+    """Whether dimension-order ``routing`` can take a flit from ``in_port`` to ``out_port``.
+
+    A flit that entered on the east or west port travels along x; under XY routing it may
+    go on along x, turn to y or eject, but a flit travelling along y (north/south input) may
+    only go on along y or eject; YX is the mirror image. U-turns never happen. The crossbar
+    and the output arbiters only have the allowed inputs, which is 17 of the 25 paths.
+    """
+    if out_port == LOCAL or in_port == LOCAL:
+        return True
+    opposite = {EAST: WEST, WEST: EAST, NORTH: SOUTH, SOUTH: NORTH}
+    if out_port == opposite[in_port]:
+        return True          # going straight on
+    first = (EAST, WEST) if routing == "xy" else (NORTH, SOUTH)
+    return in_port in first and out_port not in first and out_port != in_port
 
 
 class Router(wiring.Component):
@@ -217,10 +234,12 @@ class Router(wiring.Component):
 
         out_arb = {}
         moved = {p: Signal(name=f"moved_{PORTS[p]}") for p in ins}
+        # Inputs each output can be reached from (see `turn_allowed`).
+        srcs = {o: [p for p in ins if turn_allowed(self._routing, p, o)] for o in outs}
         for o in outs:
-            arb = out_arb[o] = RoundRobinArbiter(n=len(ins))
+            arb = out_arb[o] = RoundRobinArbiter(n=len(srcs[o]))
             m.submodules[f"out_arb_{PORTS[o]}"] = arb
-            for k, p in enumerate(ins):
+            for k, p in enumerate(srcs[o]):
                 m.d.comb += arb.requests[k].eq(in_arb[p].valid & (sel_route[p] == o))
             m.d.comb += arb.advance.eq(arb.valid)
 
@@ -228,7 +247,7 @@ class Router(wiring.Component):
             link = self.o[o]
             m.d.sync += link.valid.eq(arb.valid)
             with m.Switch(arb.index):
-                for k, p in enumerate(ins):
+                for k, p in enumerate(srcs[o]):
                     with m.Case(k):
                         m.d.sync += [
                             link.flit.data.eq(sel_flit[p].data),
@@ -242,7 +261,7 @@ class Router(wiring.Component):
                 sent_head = Signal(name=f"sent_head_{PORTS[o]}_{v}")
                 sent_tail = Signal(name=f"sent_tail_{PORTS[o]}_{v}")
                 with m.Switch(arb.index):
-                    for k, p in enumerate(ins):
+                    for k, p in enumerate(srcs[o]):
                         with m.Case(k):
                             m.d.comb += [
                                 sent.eq(arb.valid & (sel_vc[p] == v)),
@@ -255,8 +274,8 @@ class Router(wiring.Component):
                     m.d.sync += held[o, v].eq(~sent_tail)
 
         for p in ins:
-            grants = [out_arb[o].grant[outs_k] for o in outs
-                      for outs_k, q in enumerate(ins) if q == p]
+            grants = [out_arb[o].grant[k] for o in outs
+                      for k, q in enumerate(srcs[o]) if q == p]
             m.d.comb += moved[p].eq(Cat(grants).any())
             m.d.comb += in_arb[p].advance.eq(moved[p])
             popped = Signal(V, name=f"popped_{PORTS[p]}")
