@@ -122,6 +122,22 @@ def _make_vars(variables):
             os.environ["MAKEFLAGS"] = saved
 
 
+# Yosys' Verilog backend makes every `always @*` block read a dummy `reg $auto$verilog_backend...
+# = 0` so that it runs once at time 0. Icarus 11 applies declaration initialisers without an
+# event, so a combinational block whose inputs never change keeps X outputs (an idle FSM's
+# ready, an arbiter's index before the first request). For Icarus builds the dummy is flipped
+# at time #0 -- the event the backend meant to give. The Verilog users get is not touched.
+_ICARUS_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S*)\s+= 0;$", re.M)
+
+
+def _icarus_source(verilog, build_dir):
+    patched = build_dir.with_name(build_dir.name + ".v")
+    text = _ICARUS_TRIGGER.sub(lambda m: f"{m.group(0)}\n{m.group(1)}initial #0 {m.group(2)} = 1'h1;",
+                               verilog.read_text())
+    patched.write_text(text)
+    return patched
+
+
 def build(block, params, sim, *, fast_compile=False):
     """Compile the block for ``sim`` once; return ``(build_dir, top_name)``.
 
@@ -140,11 +156,12 @@ def build(block, params, sim, *, fast_compile=False):
             return build_dir, block.name
         runner = _get_runner(sim)
         log = build_dir.with_name(build_dir.name + ".build.log")
+        source = _icarus_source(verilog, build_dir) if sim == "icarus" else verilog
         make_vars = VERILATOR_MAKE_VARS + (FAST_COMPILE_MAKE_VARS if fast else []) if sim == "verilator" else []
         try:
             with _make_vars(make_vars):
                 runner.build(
-                    sources=[verilog], hdl_toplevel=block.name, build_dir=build_dir,
+                    sources=[source], hdl_toplevel=block.name, build_dir=build_dir,
                     build_args=VERILATOR_BUILD_ARGS if sim == "verilator" else [],
                     timescale=("1ns", "1ps"), waves=waves, log_file=log, always=True)
         except (RuntimeError, SystemExit) as exc:

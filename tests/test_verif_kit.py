@@ -1,11 +1,16 @@
 """The verification kit can fail: the skid buffer's testbench run against broken designs must
 report the protocol violation, the lost data or the stall, not pass."""
 
+from dataclasses import dataclass
+
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
 from hw.skid_buffer import SkidBuffer, SkidBufferParams
-from sim.blocks import Block
+from hw.params import Params
+from sim.blocks import BLOCKS, Block
 from sim.runner import SimulationFailed, run
 from verif.formal import DroppingSkidBuffer
 
@@ -37,3 +42,38 @@ def test_watchdog_catches_a_stall():
     with pytest.raises(SimulationFailed) as failure:
         run(block, {"width": 8}, module="verif.tb_skid_buffer", testcase=r"stream_integrity/stall=none")
     assert "watchdog: no progress" in str(failure.value), str(failure.value)
+
+
+@dataclass(frozen=True)
+class IdleParams(Params):
+    pass
+
+
+class IdleCombinational(wiring.Component):
+    """An output decoded from a register that never changes after its initial value: exactly
+    the logic Icarus leaves at X unless the time-0 trigger of the Verilog backend fires."""
+
+    o: Out(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        state = Signal(2, init=1)
+        m.d.sync += state.eq(state)
+        with m.Switch(state):
+            with m.Case(1):
+                m.d.comb += self.o.eq(0b1010)
+            with m.Default():
+                m.d.comb += self.o.eq(0b0101)
+        return m
+
+
+@pytest.mark.parametrize("name", ["idle_comb", "skid_buffer", "rr_arbiter", "csr"])
+def test_outputs_resolved_after_reset(sim, name):
+    if name == "idle_comb":
+        block = Block(name, "idle combinational decode", IdleParams, lambda: IdleCombinational(),
+                      "verif.tb_ports", status="test-only")
+        params = {}
+    else:
+        block = BLOCKS[name]
+        params = block.configure().as_dict()
+    run(block, params, module="verif.tb_ports", sim=sim)
