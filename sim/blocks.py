@@ -12,6 +12,7 @@ from hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
 from hw.noc.mesh import NoCBenchParams, NoCParams, noc
 from hw.noc.router import RouterParams, noc_router
+from hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory
 
 
 __all__ = ["Block", "BLOCKS", "get_block"]
@@ -74,6 +75,9 @@ BLOCKS = {block.name: block for block in [
           bench_params=NoCBenchParams),
     Block("noc_router", "one 5-port NoC router (interior node of a 3x3 mesh), for unit tests and area",
           RouterParams, noc_router, "verif.tb_noc_router"),
+    Block("hbm", "HBM pseudo-channel controller (AXI4, FR-FCFS with age limit, JEDEC timing, refresh) "
+          "with a behavioural device", HBMParams, hbm_block_factory, "verif.tb_hbm", status="partial",
+          bench_params=HBMBenchParams),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
           SystolicParams, systolic, "verif.tb_systolic", bench_params=SystolicBenchParams),
     Block("gemm", "int8 GEMM engine: systolic array, A/B/C buffers, bias + requantisation, "

@@ -217,6 +217,13 @@ class HBMChannelModel:
             self.bg_wr[g] = ev
             self.pending_wr[c + t["CWL"]] = (bank, row, col, c)
 
+    def _store(self, key, data, strb):
+        mask = 0
+        for k in range(32):
+            if strb >> k & 1:
+                mask |= 0xFF << (8 * k)
+        self.mem[key] = (self.mem.get(key, 0) & ~mask) | (data & mask)
+
     def _data(self):
         c = self.cycle
         wr = self.pending_wr.pop(c, None)
@@ -226,15 +233,7 @@ class HBMChannelModel:
         elif wr is None and wr_valid:
             self._report(f"unexpected write data at cycle {c} (no WR CWL cycles earlier)")
         elif wr is not None:
-            strb = int(self.wr_strb.value)
-            data = int(self.wr_data.value)
-            key = wr[:3]
-            old = self.mem.get(key, 0)
-            mask = 0
-            for k in range(32):
-                if strb >> k & 1:
-                    mask |= 0xFF << (8 * k)
-            self.mem[key] = (old & ~mask) | (data & mask)
+            self._store(wr[:3], int(self.wr_data.value), int(self.wr_strb.value))
         rd = self.pending_rd.pop(c, None)
         rd_valid = int(self.rd_valid.value)
         if rd is not None and not rd_valid:
@@ -270,7 +269,11 @@ class HBMChannelModel:
             self.cycle += 1
             if int(rst.value):
                 # A reset restarts controller and device (pending transfers are dropped by both);
-                # the stored data survives, as in a DRAM.
+                # the stored data survives, as in a DRAM. The memory write port is not reset, so
+                # write data on the bus at the first reset edge still lands.
+                wr = self.pending_wr.get(self.cycle)
+                if wr is not None and int(self.wr_valid.value):
+                    self._store(wr[:3], int(self.wr_data.value), int(self.wr_strb.value))
                 self._reset_state()
                 continue
             rc = int(self.row_cmd.value)
