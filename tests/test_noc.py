@@ -46,6 +46,9 @@ MESH_2X2 = dict(cols=2, rows=2, vcs=2, buffer=4, flit_width=32, classes=2)
 MESH_3X5 = dict(cols=3, rows=5, vcs=2, buffer=2, flit_width=28, routing="yx", traffic_gen=False)
 # The bench configuration of the second target (2 VCs x 4 flits, 64-bit flits).
 MESH_4X4 = dict(cols=4, rows=4, vcs=2, buffer=4)
+# Message endpoints: (destination, payload of any length) in, (source, payload) out.
+MESH_MSG = dict(cols=2, rows=3, vcs=2, buffer=4, flit_width=32, classes=2, traffic_gen=False,
+                message_ni=True)
 MESH_4X4_B8 = dict(cols=4, rows=4, vcs=2, buffer=8)
 MESH_8X8 = dict(cols=8, rows=8, vcs=2, buffer=8)
 
@@ -57,6 +60,10 @@ def test_noc_2x2():
 @pytest.mark.icarus
 def test_noc_2x2_icarus(icarus):
     run_noc(MESH_2X2, r"\.zero_load_latency$|\.traffic.*uniform|\.class_isolation", sim=icarus)
+
+
+def test_noc_messages():
+    run_noc(MESH_MSG, GOLDEN)
 
 
 def test_noc_3x5():

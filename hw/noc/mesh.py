@@ -8,7 +8,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..params import ParameterError, Params, param
 from .flit import EAST, LOCAL, NORTH, SOUTH, WEST, header_fields
-from .ni import EjectNI, InjectNI, beat_layout
+from .ni import Depacketizer, EjectNI, InjectNI, Packetizer, beat_layout, delivery_layout, \
+    message_layout
 from .router import ROUTINGS, Router
 from .traffic import HIST_BINS, PATTERNS, STATS, TS_BITS, EjectChecker, TrafficGen, \
     bench_header_bits
@@ -28,6 +29,8 @@ class NoCParams(Params):
     routing: str = param("xy", choices=ROUTINGS, doc="dimension-order routing")
     classes: int = param(1, lo=1, hi=4, doc="message classes, each on its own VCs (2: request/response)")
     traffic_gen: bool = param(True, doc="include the per-node traffic generators/checkers of `bench`")
+    message_ni: bool = param(False, doc="message endpoints (destination/source + payload beats, "
+                                        "a head flit added and stripped) instead of flit endpoints")
 
     def check(self):
         if self.cols * self.rows < 2:
@@ -36,7 +39,12 @@ class NoCParams(Params):
         if self.vcs % self.classes:
             raise ParameterError(f"vcs, classes: {self.vcs} VCs do not split evenly among "
                                  f"{self.classes} classes (accepted: vcs a multiple of classes)")
+        if self.message_ni and self.traffic_gen:
+            raise ParameterError("message_ni, traffic_gen: the bench generators drive flit "
+                                 "endpoints (accepted: at most one of them true)")
         xb, yb = header_fields(self.cols, self.rows)
+        if self.message_ni:
+            xb += max(1, (self.cols * self.rows - 1).bit_length())  # the source in the head
         need = bench_header_bits(self.cols, self.rows) if self.traffic_gen else xb + yb
         if self.flit_width < need:
             raise ParameterError(f"flit_width: {self.flit_width} is out of range (accepted: "
@@ -101,15 +109,20 @@ class Mesh(wiring.Component):
     """
 
     def __init__(self, *, cols=4, rows=4, vcs=2, buffer=4, flit_width=64, routing="xy",
-                 classes=1, traffic_gen=True):
+                 classes=1, traffic_gen=True, message_ni=False):
         self._p = NoCParams(cols=cols, rows=rows, vcs=vcs, buffer=buffer, flit_width=flit_width,
-                            routing=routing, classes=classes, traffic_gen=traffic_gen)
-        beat = stream.Signature(beat_layout(flit_width))
+                            routing=routing, classes=classes, traffic_gen=traffic_gen,
+                            message_ni=message_ni)
+        if message_ni:
+            inject = stream.Signature(message_layout(cols * rows, flit_width))
+            eject = stream.Signature(delivery_layout(cols * rows, flit_width))
+        else:
+            inject = eject = stream.Signature(beat_layout(flit_width))
         members = {}
         for n in range(cols * rows):
             for c in range(classes):
-                members[f"n{n}_i{c}"] = In(beat)
-                members[f"n{n}_o{c}"] = Out(beat)
+                members[f"n{n}_i{c}"] = In(inject)
+                members[f"n{n}_o{c}"] = Out(eject)
         if traffic_gen:
             members.update({
                 "bench_mode": In(1), "bench_load": In(1), "bench_gen": In(1),
@@ -159,6 +172,16 @@ class Mesh(wiring.Component):
             wiring.connect(m, routers[x, y].o[LOCAL], ej.link)
             for c in range(C):
                 if c == 0 and p.traffic_gen:
+                    continue
+                if p.message_ni:
+                    pk = Packetizer(cols=cols, rows=rows, flit_width=p.flit_width, src=n)
+                    dp = Depacketizer(cols=cols, rows=rows, flit_width=p.flit_width)
+                    m.submodules[f"packetizer_{n}_{c}"] = pk
+                    m.submodules[f"depacketizer_{n}_{c}"] = dp
+                    wiring.connect(m, wiring.flipped(self.endpoint(n, c, "i")), pk.i)
+                    wiring.connect(m, pk.o, inj.i[c])
+                    wiring.connect(m, ej.o[c], dp.i)
+                    wiring.connect(m, dp.o, wiring.flipped(self.endpoint(n, c, "o")))
                     continue
                 wiring.connect(m, wiring.flipped(self.endpoint(n, c, "i")), inj.i[c])
                 wiring.connect(m, ej.o[c], wiring.flipped(self.endpoint(n, c, "o")))

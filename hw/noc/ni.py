@@ -1,6 +1,6 @@
 """Flit-level network interfaces: stream ports per message class <-> a router's local link."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -8,7 +8,8 @@ from ..arbiter import RoundRobinArbiter
 from .flit import LinkSignature, header_fields
 
 
-__all__ = ["beat_layout", "InjectNI", "EjectNI", "class_vcs"]
+__all__ = ["beat_layout", "InjectNI", "EjectNI", "class_vcs", "message_layout",
+           "delivery_layout", "Packetizer", "Depacketizer"]
 
 
 def beat_layout(flit_width):
@@ -189,4 +190,114 @@ class EjectNI(wiring.Component):
             m.d.comb += arb.advance.eq(port.valid & ~locked)
             with m.If(port.valid):
                 m.d.sync += [locked.eq(~(take & port.payload.last)), lock_k.eq(k)]
+        return m
+
+
+def message_layout(nodes, flit_width):
+    """Payload of a message stream beat at a :class:`Packetizer` input: destination node,
+    ``data`` and ``last`` (the last beat of the message)."""
+    return data.StructLayout({"dst": unsigned(max(1, (nodes - 1).bit_length())),
+                              "data": unsigned(flit_width), "last": unsigned(1)})
+
+
+def delivery_layout(nodes, flit_width):
+    """Payload of a message stream beat at a :class:`Depacketizer` output: source node,
+    ``data`` and ``last``."""
+    return data.StructLayout({"src": unsigned(max(1, (nodes - 1).bit_length())),
+                              "data": unsigned(flit_width), "last": unsigned(1)})
+
+
+class Packetizer(wiring.Component):
+    """Turns messages (destination node, payload of any length >= 1 beat) into packets.
+
+    Each message becomes a head flit carrying the routing header (destination column and row)
+    and the source node, followed by one flit per payload beat; the last beat is the tail.
+    One packetizer serves one message class (it feeds that class's injection stream).
+
+    Latency: 0 cycles (combinational pass-through). Throughput: ``n / (n + 1)`` beats per
+    cycle for ``n``-beat messages (one cycle for the head).
+
+    Members
+    -------
+    i : In(stream.Signature(message_layout(nodes, flit_width)))
+        Message beats; ``dst`` is read on the first beat of each message.
+    o : Out(stream.Signature(beat_layout(flit_width)))
+        Flits to a mesh injection stream; ``valid`` follows ``i.valid``, so it is stable
+        whenever the message source is.
+    """
+
+    def __init__(self, *, cols, rows, flit_width, src):
+        self._cols, self._rows, self._w, self._src = cols, rows, flit_width, src
+        nodes = cols * rows
+        super().__init__({
+            "i": In(stream.Signature(message_layout(nodes, flit_width))),
+            "o": Out(stream.Signature(beat_layout(flit_width))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cols, rows = self._cols, self._rows
+        nodes = cols * rows
+        xb, yb = header_fields(cols, rows)
+        nb = max(1, (nodes - 1).bit_length())
+        in_body = Signal()   # the head of the current message has gone
+        dst = self.i.payload.dst
+        dst_x, dst_y = Signal(xb), Signal(yb)
+        with m.Switch(dst):
+            for n in range(nodes):
+                with m.Case(n):
+                    m.d.comb += [dst_x.eq(n % cols), dst_y.eq(n // cols)]
+        m.d.comb += self.o.valid.eq(self.i.valid)
+        with m.If(in_body):
+            m.d.comb += [self.o.payload.data.eq(self.i.payload.data),
+                         self.o.payload.last.eq(self.i.payload.last),
+                         self.i.ready.eq(self.o.ready)]
+            with m.If(self.i.valid & self.o.ready & self.i.payload.last):
+                m.d.sync += in_body.eq(0)
+        with m.Else():
+            m.d.comb += self.o.payload.data.eq(Cat(dst_x, dst_y, Const(self._src, nb)))
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += in_body.eq(1)
+        return m
+
+
+class Depacketizer(wiring.Component):
+    """Strips the head flit of packets made by :class:`Packetizer`: each payload beat comes
+    out with the message's source node; ``last`` marks the end of the message.
+
+    Latency: 0 cycles. Throughput: one beat per cycle after a one-cycle head.
+
+    Members
+    -------
+    i : In(stream.Signature(beat_layout(flit_width)))
+        From a mesh ejection stream (whole packets, never interleaved).
+    o : Out(stream.Signature(delivery_layout(nodes, flit_width)))
+        Message beats with ``src``.
+    """
+
+    def __init__(self, *, cols, rows, flit_width):
+        self._cols, self._rows, self._w = cols, rows, flit_width
+        nodes = cols * rows
+        super().__init__({
+            "i": In(stream.Signature(beat_layout(flit_width))),
+            "o": Out(stream.Signature(delivery_layout(nodes, flit_width))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        xb, yb = header_fields(self._cols, self._rows)
+        nb = max(1, (self._cols * self._rows - 1).bit_length())
+        in_body = Signal()
+        src = Signal(nb)
+        with m.If(in_body):
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready),
+                         self.o.payload.src.eq(src), self.o.payload.data.eq(self.i.payload.data),
+                         self.o.payload.last.eq(self.i.payload.last)]
+            with m.If(self.i.valid & self.o.ready & self.i.payload.last):
+                m.d.sync += in_body.eq(0)
+        with m.Else():
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid):
+                m.d.sync += [in_body.eq(~self.i.payload.last),
+                             src.eq(self.i.payload.data[xb + yb:xb + yb + nb])]
         return m

@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, fifo, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..arbiter import RoundRobinArbiter
@@ -169,25 +170,44 @@ class Router(wiring.Component):
         ins = [p for p in range(P) if self.present(p)]
         outs = ins  # a port exists in both directions or in neither
 
-        entry = data.StructLayout({"data": W, "head": 1, "tail": 1, "route": range(P)})
+        # Per input port, the flits' data of all VCs share one memory (a ring of `ring` slots
+        # per VC, addressed by VC and pointer), so choosing a VC is a read address, not a W-bit
+        # multiplexer; the few bits allocation looks at for *every* VC at once (head, tail and
+        # output port) sit in one small FIFO per VC next to it.
+        meta = data.StructLayout({"head": 1, "tail": 1, "route": range(P)})
+        ptr_bits = (B - 1).bit_length()
+        vc_addr_bits = (V - 1).bit_length()
 
         # ---- input buffers ------------------------------------------------------------
-        bufs = {}            # (port, vc) -> SyncFIFO of `entry`
+        bufs = {}            # (port, vc) -> SyncFIFO of `meta`
         heads = {}           # (port, vc) -> view of the FIFO's head entry
+        rd_addr, rd_data = {}, {}
         for p in ins:
             link = self.i[p]
             arrival_route = self._route(m, link.flit.data)
+            mem = Memory(shape=unsigned(W), depth=1 << (ptr_bits + vc_addr_bits), init=[])
+            m.submodules[f"mem_{PORTS[p]}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(domain="comb")
+            rd_addr[p], rd_data[p] = rd.addr, rd.data
+            wptr = Array(Signal(ptr_bits, name=f"wptr_{PORTS[p]}_{v}") for v in range(V))
+            wvc = link.flit.vc[:vc_addr_bits]
+            wsel = wptr[wvc] if V > 1 else wptr[0]
+            m.d.comb += [wr.addr.eq(Cat(wsel, wvc)), wr.data.eq(link.flit.data),
+                         wr.en.eq(link.valid)]
+            with m.If(link.valid):
+                # A ring of 2**ptr_bits >= buffer slots: credits keep at most `buffer` in use.
+                m.d.sync += wsel.eq(wsel + 1)
             for v in range(V):
-                buf = fifo.SyncFIFO(width=entry.size, depth=B)
+                buf = fifo.SyncFIFO(width=meta.size, depth=B)
                 m.submodules[f"buf_{PORTS[p]}_{v}"] = buf
                 bufs[p, v] = buf
-                heads[p, v] = data.View(entry, buf.r_data)
+                heads[p, v] = data.View(meta, buf.r_data)
                 # Body flits follow the port their head took on arrival at this input VC.
                 packet_route = Signal(range(P), name=f"packet_route_{PORTS[p]}_{v}")
-                w_entry = data.View(entry, buf.w_data)
+                w_entry = data.View(meta, buf.w_data)
                 m.d.comb += [
                     buf.w_en.eq(link.valid & (link.flit.vc == v)),
-                    w_entry.data.eq(link.flit.data),
                     w_entry.head.eq(link.flit.head),
                     w_entry.tail.eq(link.flit.tail),
                     w_entry.route.eq(packet_route),
@@ -209,7 +229,8 @@ class Router(wiring.Component):
         can_take = {o: Cat((credits[o, v] != 0) & ~held[o, v] for v in range(V)) for o in outs}
 
         # ---- input-first separable switch allocation ------------------------------------
-        in_arb, sel_vc, sel_route, sel_flit = {}, {}, {}, {}
+        entry = data.StructLayout({"data": W, "head": 1, "tail": 1, "route": range(P)})
+        in_arb, sel_vc, sel_route, sel_flit, rptrs = {}, {}, {}, {}, {}
         for p in ins:
             arb = in_arb[p] = RoundRobinArbiter(n=V)
             m.submodules[f"in_arb_{PORTS[p]}"] = arb
@@ -225,11 +246,18 @@ class Router(wiring.Component):
                                                    .bit_select(~h.head, 1))
                 m.d.comb += arb.requests[v].eq(bufs[p, v].r_rdy & send_ok)
             sel_vc[p] = arb.index
+            rptr = Array(Signal(ptr_bits, name=f"rptr_{PORTS[p]}_{v}") for v in range(V))
+            rptrs[p] = rptr
+            sel = arb.index[:vc_addr_bits]
+            m.d.comb += rd_addr[p].eq(Cat(rptr[sel] if V > 1 else rptr[0], sel))
             sel_flit[p] = data.View(entry, Signal(entry.size, name=f"sel_flit_{PORTS[p]}"))
+            m.d.comb += sel_flit[p].data.eq(rd_data[p])
             with m.Switch(arb.index):
                 for v in range(V):
                     with m.Case(v):
-                        m.d.comb += sel_flit[p].eq(bufs[p, v].r_data)
+                        m.d.comb += [sel_flit[p].head.eq(heads[p, v].head),
+                                     sel_flit[p].tail.eq(heads[p, v].tail),
+                                     sel_flit[p].route.eq(heads[p, v].route)]
             sel_route[p] = sel_flit[p].route
 
         out_arb = {}
@@ -284,6 +312,8 @@ class Router(wiring.Component):
                     popped[v].eq(moved[p] & (sel_vc[p] == v)),
                     bufs[p, v].r_en.eq(popped[v]),
                 ]
+                with m.If(popped[v]):
+                    m.d.sync += rptrs[p][v].eq(rptrs[p][v] + 1)
             # Registered credit return: one pulse per flit that left the buffer.
             m.d.sync += self.i[p].credit.eq(popped)
         return m
