@@ -5,7 +5,8 @@
 ``[num_blocks, block_size, row_bytes]`` (a row is one token's ``heads x head_dim`` elements in
 NHD order) and implements every descriptor with numpy indexing through the block table:
 
-* GATHER  ``dst[p] = cache[bt[p // bs], p % bs]`` for p < seq_len, planes laid out
+* GATHER  ``dst[p] = cache[bt[p // bs], p % bs, off:off+len]`` (a head range; the whole row by
+  default) for p < seq_len, planes laid out
   ``[layer][K, V][token]`` in the destination; a ``-1`` entry leaves its rows untouched; with
   the STREAM flag the same rows leave on ``m_axis`` instead (:meth:`PagedKV.stream_bytes`);
 * APPEND  ``cache[bt[p // bs], p % bs] = src[i]`` for p = start + i;
@@ -140,6 +141,8 @@ class PagedKV:
         c = self.cfg
         L, bs = d["count"], c.block_size
         nblk = -(-L // bs)
+        sub_off, sub_len = d["e"] & 0xFFFF, d["e"] >> 16
+        row = sub_len or c.token_stride
         dst = d["b"]
         item = 0
         for layer, kv in self.planes(d):
@@ -152,13 +155,19 @@ class PagedKV:
                     if phys >= c.num_blocks:
                         raise _Fault(Err.BAD_BLOCK, item)
                     src = self.plane_base(layer, kv) + phys * c.block_stride
-                    self._emit(res, item, src, dst, ntok * c.token_stride)
-                dst += ntok * c.token_stride
+                    if sub_len:     # a head range: one segment per token
+                        for t in range(ntok):
+                            self._emit(res, item, src + t * c.token_stride + sub_off, dst + t * sub_len, sub_len)
+                    else:
+                        self._emit(res, item, src, dst, ntok * c.token_stride)
+                dst += ntok * row
                 item += 1
 
     def _append(self, d, res):
         c = self.cfg
         bs, ts = c.block_size, c.token_stride
+        sub_off, sub_len = d["e"] & 0xFFFF, d["e"] >> 16
+        row = sub_len or ts
         src = d["b"]
         item = 0
         for layer, kv in self.planes(d):
@@ -172,8 +181,8 @@ class PagedKV:
                     if phys >= c.num_blocks:
                         raise _Fault(Err.BAD_BLOCK, item)
                     dst = self.plane_base(layer, kv) + phys * c.block_stride + (p % bs) * ts
-                    self._emit(res, item, src, dst, ts)
-                src += ts
+                    self._emit(res, item, src, dst + (sub_off if sub_len else 0), row)
+                src += row
                 item += 1
 
     def _block_copy(self, d, res):

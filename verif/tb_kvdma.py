@@ -288,6 +288,7 @@ def geometry(tb, rng, *, block_size=None, heads=None, head_dim=None, elem_bytes=
     lstride = 2 * vo
     pool = 64 << 10
     assert pool + layers * lstride <= len(tb.mem) // 2, "geometry does not fit"
+    tb.head_bytes, tb.heads = hd * eb, heads
     return KVConfig(pool_base=pool, num_blocks=nb, block_size=bs, token_stride=ts, block_stride=bstride,
                     layer_stride=lstride, v_offset=vo, bus_bytes=B), layers
 
@@ -326,6 +327,12 @@ def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=
     status = scratch.alloc(8, 8) if rng.random() < 0.8 else 0
     fields = {"op": op, "flags": flags, "layer0": layer0, "layers": nl, "status": status}
     inject = errors and rng.random() < 0.25
+    sub = 0
+    if op in (Op.GATHER, Op.APPEND) and tb.heads > 1 and rng.random() < 0.35:
+        h0 = rng.randrange(tb.heads)
+        nh = rng.randint(1, tb.heads - h0)
+        sub = (h0 * tb.head_bytes) | (nh * tb.head_bytes) << 16     # heads [h0, h0 + nh)
+    row = (sub >> 16) or ts
     if op == Op.GATHER:
         L = rng.randint(1, min(4 * bs + 3, nb * bs))
         nblk = -(-L // bs)
@@ -340,8 +347,8 @@ def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=
         tlen = nblk - (1 if inject and rng.random() < 0.3 else 0)
         a = scratch.alloc(4 * nblk, 4)
         put_words(tb, a, bt)
-        dst = scratch.alloc(L * ts * 2 * nl)
-        fields.update(count=L, a=a, b=dst, d=tlen)
+        dst = scratch.alloc(L * ts * 2 * nl) + (sub & 0xFFFF) % tb.bus_bytes
+        fields.update(count=L, a=a, b=dst, d=tlen, e=sub)
         if rng.random() < 0.3:
             fields["flags"] |= Flag.STREAM
     elif op == Op.APPEND:
@@ -353,8 +360,8 @@ def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=
             bt[rng.randrange(nidx)] = nb + rng.randrange(5)
         a = scratch.alloc(4 * nidx, 4)
         put_words(tb, a, bt)
-        src = scratch.alloc(n * ts * 2 * nl)
-        fields.update(count=n, a=a, b=src, c=start, d=nidx)
+        src = scratch.alloc(n * ts * 2 * nl) + (sub & 0xFFFF) % tb.bus_bytes
+        fields.update(count=n, a=a, b=src, c=start, d=nidx, e=sub)
     elif op == Op.BLOCK_COPY:
         npairs = rng.randint(1, 3)
         ids = rng.sample(range(nb), min(nb, 2 * npairs))

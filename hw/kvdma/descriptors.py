@@ -16,7 +16,8 @@ vector on the ``s_desc`` stream port, word ``k`` at bits ``[32k, 32k+32)``)::
     w4  c        APPEND: position of the first new token; FILL: 32-bit pattern; COPY: rows (0 = 1)
     w5  d        GATHER/APPEND: block table length (entries); BLOCK_COPY: host block stride;
                  COPY: source row stride
-    w6  e        COPY: destination row stride
+    w6  e        COPY: destination row stride; GATHER/APPEND: head range of each token row,
+                 [15:0] byte offset, [31:16] bytes (0: the whole row)
     w7  status   address of the 8-byte completion status (0: none); 8-byte aligned
 """
 

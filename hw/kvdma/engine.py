@@ -363,6 +363,13 @@ class KVDMA(wiring.Component):
         m.d.comb += ntok.eq(Mux(rem > bs_mask, bs_mask + 1, rem))
         gen_err = Signal()
         g_code, g_addr = Signal(8), Signal(ADDR_W)
+        # Sub-row (a head range): bytes [sub_off, sub_off + sub_len) of every token row.
+        sub_off, sub_len = d_e[0:16], d_e[16:32]
+        sub = (is_g | is_a) & (sub_len != 0)
+        row_len = Signal(32)
+        m.d.comb += row_len.eq(Mux(sub, sub_len, ts))
+        t_cnt, t_off, t_sub = Signal(9), Signal(ADDR_W), Signal(ADDR_W)
+        more_tokens = is_g & sub & (t_cnt + 1 < ntok)
         raise_error(gen_err, g_code, g_addr, gitem)
         word_idx = waddr[2:lgB]
         src_host, dst_host = d_flags[2], d_flags[3]
@@ -471,7 +478,8 @@ class KVDMA(wiring.Component):
                 m.d.sync += [
                     prod_a.eq(id_a * Mux(is_bc & src_host, d_d, csr.block_stride)),
                     prod_b.eq(x1 * Mux(dst_host, d_d, csr.block_stride)),
-                    tokoff.eq(Mux(is_g, ntok, pos & bs_mask) * ts),
+                    tokoff.eq(Mux(is_g, ntok * row_len, (pos & bs_mask) * ts)),
+                    t_cnt.eq(0), t_off.eq(0), t_sub.eq(0),
                 ]
                 with m.If(err):
                     m.next = "STOP"
@@ -489,10 +497,13 @@ class KVDMA(wiring.Component):
                 with m.Switch(d_op):
                     with m.Case(Op.GATHER):
                         # to the stream the destination is the source's own byte lanes
-                        m.d.sync += [s_src.eq(plane_base + prod_a), s_dst.eq(Mux(to_stream, plane_base + prod_a, dcur)),
-                                     s_len.eq(tokoff)]
+                        # a sub-row gather emits one segment per token (t_off/t_sub step per token)
+                        g_src = plane_base + prod_a + t_off + Mux(sub, sub_off, 0)
+                        m.d.sync += [s_src.eq(g_src), s_dst.eq(Mux(to_stream, g_src, dcur + t_sub)),
+                                     s_len.eq(Mux(sub, sub_len, tokoff))]
                     with m.Case(Op.APPEND):
-                        m.d.sync += [s_src.eq(scur), s_dst.eq(plane_base + prod_a + tokoff), s_len.eq(ts)]
+                        m.d.sync += [s_src.eq(scur), s_dst.eq(plane_base + prod_a + tokoff + Mux(sub, sub_off, 0)),
+                                     s_len.eq(row_len)]
                     with m.Default():   # BLOCK_COPY
                         m.d.sync += [
                             s_src.eq(Mux(src_host, d_b + prod_a + hoff, plane_base + prod_a)),
@@ -506,21 +517,33 @@ class KVDMA(wiring.Component):
                 with m.Elif(misaligned):
                     m.next = "STOP"
                 with m.Elif(s_len == 0):
-                    m.next = "ADVANCE"
+                    with m.If(more_tokens):
+                        m.next = "NEXT_TOK"
+                    with m.Else():
+                        m.next = "ADVANCE"
                 with m.Elif(contiguous):
                     m.d.sync += p_len.eq(p_len + s_len)
-                    m.next = "ADVANCE"
+                    with m.If(more_tokens):
+                        m.next = "NEXT_TOK"
+                    with m.Else():
+                        m.next = "ADVANCE"
                 with m.Elif(~pv | can_push):
                     m.d.sync += [pv.eq(1), p_src.eq(s_src), p_dst.eq(s_dst), p_len.eq(s_len),
                                  p_fill.eq(s_fill), p_item.eq(gitem)]
-                    m.next = "ADVANCE"
+                    with m.If(more_tokens):
+                        m.next = "NEXT_TOK"
+                    with m.Else():
+                        m.next = "ADVANCE"
+            with m.State("NEXT_TOK"):
+                m.d.sync += [t_cnt.eq(t_cnt + 1), t_off.eq(t_off + ts), t_sub.eq(t_sub + sub_len)]
+                m.next = "SEG"
             with m.State("ADVANCE"):
                 m.d.sync += [j.eq(j + 1), gitem.eq(gitem + 1)]
                 with m.Switch(d_op):
                     with m.Case(Op.GATHER):
                         m.d.sync += [dcur.eq(dcur + tokoff), rem.eq(rem - ntok)]
                     with m.Case(Op.APPEND):
-                        m.d.sync += scur.eq(scur + ts)
+                        m.d.sync += scur.eq(scur + row_len)
                     with m.Case(Op.COPY):
                         m.d.sync += [scur.eq(scur + d_d), dcur.eq(dcur + d_e)]
                 m.next = "ITEM"
