@@ -410,7 +410,7 @@ async def bench(dut):
     tb = TB(dut, stall="none", timeout=100000)
     params = tb.params
     t = model_timing(params)
-    model = HBMChannelModel(dut, t, strict=False, log=dut._log) if args.get("check", True) else None
+    model = HBMChannelModel(dut, t, strict=False, log=dut._log) if args.get("timing_check", True) else None
     await tb.reset()
     trace = args.get("trace")
     if trace:

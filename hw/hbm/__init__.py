@@ -17,7 +17,7 @@ class HBMBenchParams(Params):
     stride: int = param(33, lo=1, hi=1 << 20, doc="stride in 32-byte atoms (strided pattern)")
     write_ratio: int = param(0, lo=0, hi=256, doc="writes per 256 requests (mixed: 0 means 85)")
     trace: str = param("", doc="DRAMsim3-style trace file (lines: 0xADDR READ|WRITE CYCLE)")
-    check: bool = param(True, doc="run the independent timing model on every command")
+    timing_check: bool = param(True, doc="run the independent timing model on every command")
 
 
 def hbm_block_factory(**params):

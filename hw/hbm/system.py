@@ -97,7 +97,9 @@ class TrafficGenerator(wiring.Component):
         x1 = lfsr ^ (lfsr << 13)[:32]
         x2 = x1 ^ (x1 >> 17)
         x3 = x2 ^ (x2 << 5)[:32]
-        gen = ~req_valid & running & (issued != self.requests)
+        consume = Signal()
+        # A new request is generated in the cycle the current one is consumed: full rate.
+        gen = (~req_valid | consume) & running & (issued != self.requests)
         with m.If(self.start & ~started):
             m.d.sync += [started.eq(1), running.eq(1), lfsr.eq(Mux(self.seed == 0, 1, self.seed)),
                          n.eq(0), issued.eq(0)]
@@ -133,7 +135,8 @@ class TrafficGenerator(wiring.Component):
         with m.If(w_x):
             m.d.sync += w_done.eq(1)
         wr_complete = req_write & (aw_done | aw_x) & (w_done | w_x)
-        with m.If(req_valid & (ar_x | wr_complete)):
+        m.d.comb += consume.eq(req_valid & (ar_x | wr_complete))
+        with m.If(consume & ~gen):
             m.d.sync += req_valid.eq(0)
         m.d.comb += [inflight.w_en.eq(ar_x), inflight.w_data.eq(Cat(now, req_atom))]
         with m.If(ar_x):
