@@ -32,3 +32,9 @@ def test_params_reject_inconsistent_timing():
 
 def test_hbm_verilator():
     run_block("hbm", SMALL, "verif.tb_hbm", sim="verilator", testcase=r"^(?!.*bench)")
+
+
+def test_hbm_icarus(icarus):
+    """The Icarus subset: error responses, read-after-write, idle latency."""
+    run_block("hbm", SMALL, "verif.tb_hbm", sim=icarus,
+              testcase=r"bad_addresses|read_after_write|idle_latency")
