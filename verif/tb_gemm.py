@@ -180,7 +180,10 @@ class GemmTB(TB):
         a, b = self.rand((m, k), extreme), self.rand((k, n), extreme)
         await self.load_a(a)
         await self.load_b(b)
+        busy0, fd0 = int(self.dut.perf_busy.value), int(self.dut.perf_fill_drain.value)
         cycles = await self.compute(m, k, n)
+        busy = int(self.dut.perf_busy.value) - busy0
+        fill_drain = int(self.dut.perf_fill_drain.value) - fd0
         got = await self.store(m, n)
         want = gemm_ref(a, b)
         bad = np.argwhere(got != want)
@@ -189,6 +192,15 @@ class GemmTB(TB):
         if check_cycles:
             model = self.model_cycles([(m, k, n)])[0]
             assert cycles == model, f"{m}x{k}x{n}: {cycles} compute cycles, model {model}"
+            # Counters: busy from the cycle after the command handshake until the status is
+            # queued; fill/drain = compute cycles without an activation read.
+            if self.df == "ws":
+                beats = m * math.ceil(k / self.R) * math.ceil(n / self.C)
+            else:
+                beats = k * math.ceil(m / self.R) * math.ceil(n / self.C)
+            assert busy == model - 2, f"{m}x{k}x{n}: perf_busy {busy}, expected {model - 2}"
+            assert fill_drain == model - 6 - beats, \
+                f"{m}x{k}x{n}: perf_fill_drain {fill_drain}, expected {model - 6 - beats}"
         return cycles
 
 
