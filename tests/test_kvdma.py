@@ -44,12 +44,12 @@ def test_kvdma_geometry(geometry):
 
 
 @pytest.mark.parametrize("params", [
-    {"bus_width": 64, "max_burst": 2, "outstanding": 1, "buffer_beats": 4},
+    {"bus_width": 64, "max_burst": 2, "outstanding": 1, "buffer_beats": 4, "seg_depth": 2},
     {"bus_width": 512, "max_burst": 256, "outstanding": 32, "buffer_beats": 512},
 ])
 def test_kvdma_hw_sweep(params):
     """Bus widths 64 and 512 (256 above), bursts of 2 and 256 beats, 1 and 32 outstanding,
-    a 4-beat and a 512-beat buffer."""
+    a 4-beat and a 512-beat buffer, 2- and 32-entry segment FIFOs."""
     _run(params, r"(random_operations|ring_descriptors|bus_errors)$", geometries=1, count=10)
 
 

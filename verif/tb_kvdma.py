@@ -599,6 +599,6 @@ async def bench(dut):
         "op": op, "bytes": nbytes, "cycles": cycles, "read_beats": beats,
         "bus_utilization": round(data_beats / cycles, 4), "errors": errors,
         "block_size": bs, "heads": heads, "head_dim": hd, "seq_len": L, "latency": lat,
-        "bus_width": 8 * B,
+        "bus_width": 8 * B, "correct": errors == 0,
     })
     assert errors == 0, f"{errors} mismatching bytes / error code"

@@ -17,7 +17,7 @@ __all__ = ["KVDMA", "KVDMAParams", "KVDMABenchParams", "kvdma", "Op", "Flag", "E
            "DESC_BYTES", "pack_descriptor", "status_word"]
 
 
-def kvdma(*, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=8):
+def kvdma(*, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=32):
     """Factory of the ``kvdma`` registry block."""
     return KVDMA(bus_width=bus_width, max_burst=max_burst, outstanding=outstanding,
                  buffer_beats=buffer_beats, seg_depth=seg_depth)

@@ -67,7 +67,10 @@ class KVDMA(wiring.Component):
         Data FIFO depth in beats (power of two, at least ``2 * max_burst``); bounds the reads
         in flight.
     seg_depth : int
-        Segment FIFO depth between generator and splitters.
+        Segment FIFO depth between generator and splitters. The write side runs one memory
+        latency behind the read side, so the write segment FIFO must hold the segments of that
+        many beats: short segments (1-token blocks) stream at full rate only when
+        ``seg_depth * beats_per_segment >= L_mem``.
 
     Members
     -------
@@ -89,7 +92,7 @@ class KVDMA(wiring.Component):
         Level interrupt: ``ctrl.irq_enable & (irq_status != 0)``.
     """
 
-    def __init__(self, *, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=8):
+    def __init__(self, *, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=32):
         self.p = KVDMAParams(bus_width=bus_width, max_burst=max_burst, outstanding=outstanding,
                              buffer_beats=buffer_beats, seg_depth=seg_depth)
         super().__init__({

@@ -16,7 +16,7 @@ class KVDMAParams(Params):
     outstanding: int = param(16, lo=1, hi=64, doc="read bursts and write bursts in flight (each)")
     buffer_beats: int = param(512, lo=2, hi=4096, power_of_two=True,
                               doc="data FIFO depth in beats (>= 2 * max_burst)")
-    seg_depth: int = param(8, lo=2, hi=64, doc="segment FIFO depth between generator and splitters")
+    seg_depth: int = param(32, lo=2, hi=64, doc="segment FIFO depth (>= read latency / beats per segment for full rate)")
 
     def check(self):
         if self.buffer_beats < 2 * self.max_burst:
