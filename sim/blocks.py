@@ -13,6 +13,7 @@ from hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
 from hw.noc.mesh import NoCBenchParams, NoCParams, noc
 from hw.noc.router import RouterParams, noc_router
 from hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory
+from hw.hbm.stack import HBMStackParams, hbm_stack
 
 
 __all__ = ["Block", "BLOCKS", "get_block"]
@@ -78,6 +79,9 @@ BLOCKS = {block.name: block for block in [
     Block("hbm", "HBM pseudo-channel controller (AXI4, FR-FCFS with age limit, JEDEC timing, refresh) "
           "with a behavioural device", HBMParams, hbm_block_factory, "verif.tb_hbm", status="partial",
           bench_params=HBMBenchParams),
+    Block("hbm_stack", "N HBM pseudo-channels (controller + device each) behind one AXI4 port, "
+          "address-interleaved, responses in request order", HBMStackParams, hbm_stack, "verif.tb_hbm",
+          status="partial"),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
           SystolicParams, systolic, "verif.tb_systolic", bench_params=SystolicBenchParams),
     Block("gemm", "int8 GEMM engine: systolic array, A/B/C buffers, bias + requantisation, "

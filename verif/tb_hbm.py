@@ -21,8 +21,19 @@ _GOLDEN = {}
 
 
 def capacity(params):
+    """Bytes of the device (of all pseudo-channels for ``hbm_stack``)."""
     t = model_timing(params)
-    return t["BG"] * t["BA"] * t["ROWS"] * t["COLS"] * ATOM
+    return t["BG"] * t["BA"] * t["ROWS"] * t["COLS"] * ATOM * params.get("channels", 1)
+
+
+def expected_resp(params, size_bytes, addr, length, size, burst):
+    """The response the block owes a burst (same for every beat)."""
+    if size != 5 or burst != 1:
+        return SLVERR
+    il = params.get("interleave")
+    if il and (addr % il) // ATOM * ATOM + (length + 1) * ATOM > il:
+        return SLVERR  # the stack forwards bursts crossing its interleave granule as FIXED
+    return OKAY if (addr // ATOM + length + 1) * ATOM <= size_bytes else DECERR
 
 
 def to_int(buf):
@@ -45,7 +56,10 @@ class HBMTB(TB):
         self.size = capacity(self.params)
         # The device memory survives between tests of one simulator run: so does the golden copy.
         self.golden = _GOLDEN.setdefault("mem", np.zeros(self.size, dtype=np.uint8))
-        self.model = HBMChannelModel(dut, self.timing, strict=strict, log=dut._log)
+        prefixes = [f"mon{k}" for k in range(self.params["channels"])] if "channels" in self.params else ["mon"]
+        self.models = [HBMChannelModel(dut, self.timing, prefix=pre, strict=strict, log=dut._log)
+                       for pre in prefixes]
+        self.model = self.models[0]
         self._tasks = []
         self._make_drivers()
         self.rexp = collections.defaultdict(collections.deque)  # id -> beats (data bytes|None, resp, last, meta)
@@ -105,8 +119,7 @@ class HBMTB(TB):
 
     def read(self, addr, length=0, ident=0, size=5, burst=1):
         atoms = self.atoms_of(addr, length)
-        in_range = (addr // ATOM + length + 1) * ATOM <= self.size
-        resp = SLVERR if (size != 5 or burst != 1) else (OKAY if in_range else DECERR)
+        resp = expected_resp(self.params, self.size, addr, length, size, burst)
         for k, a in enumerate(atoms):
             data = bytes(self.golden[a * ATOM:(a + 1) * ATOM]) if resp == OKAY else bytes(ATOM)
             self.rexp[ident].append((data, resp, k == length, (addr, k, self.cycle, a)))
@@ -118,8 +131,7 @@ class HBMTB(TB):
     def write(self, addr, datas, strbs=None, ident=0, size=5, burst=1):
         length = len(datas) - 1
         atoms = self.atoms_of(addr, length)
-        in_range = (addr // ATOM + length + 1) * ATOM <= self.size
-        resp = SLVERR if (size != 5 or burst != 1) else (OKAY if in_range else DECERR)
+        resp = expected_resp(self.params, self.size, addr, length, size, burst)
         strbs = strbs or [(1 << ATOM) - 1] * len(datas)
         for a, data, strb in zip(atoms, datas, strbs):
             if resp == OKAY:
@@ -201,8 +213,9 @@ class HBMTB(TB):
 
     def finish_checks(self):
         assert not self.errors, self.errors[0]
-        assert not self.model.violations, self.model.violations[0]
-        assert self.model.data_errors == 0
+        for model in self.models:
+            assert not model.violations, model.violations[0]
+            assert model.data_errors == 0
 
 
 def random_data():
@@ -295,7 +308,8 @@ async def bad_addresses(dut):
     await tb.sweep(0, 4096)
     await tb.sweep(top - 4096, top)
     tb.finish_checks()
-    assert tb.model.counts["WR"] == 0, f"{tb.model.counts['WR']} WR commands for rejected writes"
+    writes = sum(model.counts["WR"] for model in tb.models)
+    assert writes == 0, f"{writes} WR commands for rejected writes"
 
 
 @cocotb.test()
