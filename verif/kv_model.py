@@ -128,8 +128,9 @@ class PagedKV:
             res.code, res.item = fault.code, fault.item
         return res
 
-    def _emit(self, res, item, src, dst, length):
-        if (src - dst) % self.cfg.bus_bytes:
+    def _emit(self, res, item, src, dst, length, aligned_to_src=False):
+        # a STREAM gather has no destination address: its beats keep the source's byte lanes
+        if not aligned_to_src and (src - dst) % self.cfg.bus_bytes:
             raise _Fault(Err.MISALIGNED, item)
         if length:
             res.writes.append((item, dst, self.mem[src:src + length].copy()))
@@ -143,6 +144,7 @@ class PagedKV:
         nblk = -(-L // bs)
         sub_off, sub_len = d["e"] & 0xFFFF, d["e"] >> 16
         row = sub_len or c.token_stride
+        stream = bool(d["flags"] & Flag.STREAM)
         dst = d["b"]
         item = 0
         for layer, kv in self.planes(d):
@@ -157,9 +159,10 @@ class PagedKV:
                     src = self.plane_base(layer, kv) + phys * c.block_stride
                     if sub_len:     # a head range: one segment per token
                         for t in range(ntok):
-                            self._emit(res, item, src + t * c.token_stride + sub_off, dst + t * sub_len, sub_len)
+                            self._emit(res, item, src + t * c.token_stride + sub_off, dst + t * sub_len, sub_len,
+                                       stream)
                     else:
-                        self._emit(res, item, src, dst, ntok * c.token_stride)
+                        self._emit(res, item, src, dst, ntok * c.token_stride, stream)
                 dst += ntok * row
                 item += 1
 

@@ -518,7 +518,7 @@ async def reset_mid_gather(dut):
     """Reset in the middle of a long GATHER; after it the engine is idle and a fresh GATHER is exact."""
     tb = await setup(dut)
     rng = random.Random(random.getrandbits(32))
-    cfg, layers = geometry(tb, rng, block_size=16, num_blocks=16)
+    cfg, layers = geometry(tb, rng, block_size=16, num_blocks=16, heads=2, head_dim=64, elem_bytes=1)
     await tb.configure(cfg)
     model = PagedKV(tb.mem, cfg)
     scratch = Scratch(tb)

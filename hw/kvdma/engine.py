@@ -308,8 +308,10 @@ class KVDMA(wiring.Component):
             with m.If(mw_last):
                 m.d.sync += w_active.eq(0)
         # After an abort, beats no issued burst will use are dropped (reads still in flight
-        # land here too), which returns their reserved room.
-        discard = err & ~w_active & ~wcmd.r_rdy & data.r_rdy
+        # land here too), which returns their reserved room. "No issued burst will use them" is
+        # `committed == 0`, not "wcmd empty": a wcmd entry pushed in the cycle before the abort is
+        # not visible at the FIFO output yet, and dropping its beats sent wrong data (and hung).
+        discard = err & (committed == 0) & data.r_rdy
         pop = Signal()
         m.d.comb += pop.eq((mw_fire & ~w_fill) | discard)
         m.d.comb += data.r_en.eq(pop)
