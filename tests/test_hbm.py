@@ -78,6 +78,7 @@ STACK = {"channels": 2, "rows": 8, "read_queue": 8, "write_queue": 8, "wq_high":
 
 
 def test_hbm_stack_icarus(icarus):
-    """Two interleaved pseudo-channels: random traffic (bursts crossing the interleave granule
-    answered SLVERR), error responses, every byte and every command of both channels checked."""
-    run_block("hbm_stack", STACK, "verif.tb_hbm", sim=icarus, testcase=r"random_mix/stall=random|bad_addresses")
+    """Two interleaved pseudo-channels: a short random mix with stalls (bursts crossing the
+    interleave granule answered SLVERR), error responses, every byte and every command of both
+    channels checked. (Longer random mixes pass too but take minutes on Icarus.)"""
+    run_block("hbm_stack", STACK, "verif.tb_hbm", sim=icarus, testcase=r"short_mix|bad_addresses")

@@ -264,6 +264,17 @@ async def random_mix(dut, stall):
 
 
 @cocotb.test()
+async def short_mix(dut):
+    """A short random mix over 16 KiB with stalls, then its read-back (for slow simulators)."""
+    tb = HBMTB(dut, stall="random")
+    await tb.reset()
+    await random_traffic(tb, 60, region=16 * 1024, max_len=3)
+    await tb.drain()
+    await tb.sweep(0, 16 * 1024)
+    tb.finish_checks()
+
+
+@cocotb.test()
 async def hot_rows(dut):
     """Heavy traffic on a few rows of few banks: row hits, conflicts, read-after-write, write
     draining, all checked."""
