@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/scoville demo
 
 test: $(STAMP)
-	$(BIN)/pytest -n $(JOBS) -m "not slow" tests
+	$(BIN)/pytest -n $(JOBS) -m "not slow" --durations=15 tests
 
 # Verilator only, no formal or Icarus: the quick loop while editing.
 test-fast: $(STAMP)
