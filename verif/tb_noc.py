@@ -11,10 +11,10 @@ import math
 import random
 
 import cocotb
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
 
 from .noc_model import NoCModel, PATTERNS, pattern_dst
-from .stream import StreamBus, StreamSink, StreamSource, random_pause, no_pause
+from .stream import StreamBus, StreamSink, random_pause
 from .tb import TB, bench_args, block_params, write_bench_result
 
 

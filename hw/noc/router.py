@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Signal, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -70,7 +70,10 @@ def turn_allowed(routing, in_port, out_port):
 class Router(wiring.Component):
     """Five-port input-buffered wormhole router with virtual channels and credit flow control.
 
-    Every input port has one FIFO of ``buffer`` flits per VC. The output port of each flit is
+    Every input port buffers ``buffer`` flits per VC: the flits' data of all its VCs share one
+    memory (a ring per VC; the VC chosen for the crossbar is a read address), and the head,
+    tail and output-port bits, which allocation needs from every VC at once, sit in a small
+    FIFO per VC. The output port of each flit is
     computed when it is *written* into the input buffer (the head's destination against this
     router's coordinates; body flits inherit their head's port), so routing is off the
     allocation path, as with lookahead routing. In the cycle after a flit is buffered, VC
@@ -286,14 +289,12 @@ class Router(wiring.Component):
 
             for v in range(V):
                 sent = Signal(name=f"sent_{PORTS[o]}_{v}")
-                sent_head = Signal(name=f"sent_head_{PORTS[o]}_{v}")
                 sent_tail = Signal(name=f"sent_tail_{PORTS[o]}_{v}")
                 with m.Switch(arb.index):
                     for k, p in enumerate(srcs[o]):
                         with m.Case(k):
                             m.d.comb += [
                                 sent.eq(arb.valid & (sel_vc[p] == v)),
-                                sent_head.eq(sel_flit[p].head),
                                 sent_tail.eq(sel_flit[p].tail),
                             ]
                 m.d.sync += credits[o, v].eq(credits[o, v] + link.credit[v] - sent)

@@ -10,8 +10,8 @@ Body flit ``k`` of a packet carries :func:`body_word` of (src, ts, k), so corrup
 truncation and packets glued together are all detected.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .flit import header_fields
