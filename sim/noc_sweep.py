@@ -69,7 +69,8 @@ def plot(results, path, title=None):
     ax.axhline(zl, color="grey", linestyle=":", label=f"zero-load model ({zl:g} cycles)")
     ax.set_xlabel("offered load (flits/node/cycle)")
     ax.set_ylabel("latency (cycles, creation to tail ejected)")
-    top = max(4 * zl, min(200, max((r["avg_latency"] or 0) for r in results) * 1.1))
+    worst = max(max(r["avg_latency"] or 0, r["p99_latency"] or 0) for r in results)
+    top = max(4 * zl, min(250, worst * 1.1))
     ax.set_ylim(0, top)
     ax2 = ax.twinx()
     ax2.plot(offered, [r["accepted"] for r in results], "^-", color="tab:green", alpha=0.7,
