@@ -8,8 +8,9 @@ Structure (one descriptor at a time, in arrival order)::
                                    +--segments--> write splitter --AW--> W side --W--> m_axi
 
 The *generator* walks the descriptor's planes (layer x K/V) and items (GATHER: logical blocks,
-APPEND: tokens, BLOCK_COPY: block pairs, COPY: rows, FILL: one range), reads block-table
-entries through a one-beat cache, checks them and emits *segments* (source, destination,
+APPEND: tokens, BLOCK_COPY: block pairs, COPY: rows, FILL: one range), takes block-table
+entries from a prefetch FIFO (GATHER, which walks its table in order) or through a one-beat
+cache (APPEND, BLOCK_COPY), checks them and emits *segments* (source, destination,
 byte length). Segments that continue the previous one in both address spaces (physically
 contiguous blocks) are merged into one. The *read splitter* cuts a segment into INCR bursts of
 at most ``max_burst`` beats that never cross a 4 KiB boundary and issues a burst only once its
@@ -38,8 +39,8 @@ __all__ = ["KVDMA"]
 
 ADDR_W = 32
 ID_DATA, ID_TABLE, ID_RING = 0, 1, 2
-MAX_SEG = (1 << 31) - 1
-TBL_BEATS = 8             # block-table prefetch FIFO depth (beats)   # merged segments stay below 2 GiB so 32-bit sums cannot wrap
+MAX_SEG = (1 << 31) - 1   # merged segments stay below 2 GiB so 32-bit sums cannot wrap
+TBL_BEATS = 8             # block-table prefetch FIFO depth (beats)
 
 
 class KVDMA(wiring.Component):
@@ -48,12 +49,11 @@ class KVDMA(wiring.Component):
     Latency: a descriptor costs about ``2 * L_mem`` cycles of fixed overhead (block-table read,
     first data read) plus ``L_mem`` for the last write response and the status write, where
     ``L_mem`` is the memory's read latency. Throughput: one read beat and one write beat per
-    cycle when ``outstanding * max_burst >= buffer_beats`` and
-    ``buffer_beats - max_burst >= L_mem``; a GATHER of ``N`` beats takes about
-    ``N + 3 * L_mem + 16 * items / (B / 4)`` cycles (``B`` bus bytes; the last term is the
-    block-table lookups, hidden behind the data as long as a block is longer than ``L_mem``).
-    Items cost the generator 5 cycles each, so tiny segments (rows shorter than 5 beats) are
-    generator-bound.
+    cycle when ``outstanding * min(max_burst, S) >= L_mem``, ``buffer_beats - max_burst >= L_mem``
+    and ``seg_depth * S >= L_mem`` (``S``: beats per segment; the write side runs ``L_mem``
+    behind the reads, so that many beats of segments must be queued); a GATHER of ``N`` beats
+    then takes about ``N + 3 * L_mem`` cycles. Items cost the generator 6 cycles each, so
+    segments shorter than 6 beats are generator-bound (``6 / S`` of the bus).
 
     Parameters
     ----------
