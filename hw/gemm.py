@@ -167,7 +167,7 @@ class GEMM(wiring.Component):
         m.submodules.qmem = qmem = memory.Memory(shape=64 * C, depth=nt_max, init=[])
         a_wr, a_rd = amem.write_port(), amem.read_port()
         b_wr, b_rd = bmem.write_port(), bmem.read_port()
-        c_wr = cmem.write_port()
+        c_wr = cmem.write_port(granularity=32)
         # Transparent: a writeback that re-reads the word written in the same cycle (M = 1
         # on a 1-row array) must see the new sum.
         c_rd = cmem.read_port(transparent_for=(c_wr,))
@@ -331,7 +331,8 @@ class GEMM(wiring.Component):
         # ---- compute issue -------------------------------------------------------------
         # Tag carried by each beat through the array to the writeback:
         # [0:24) C address (WS: of the row; OS: of the tile's row 0), [24] overwrite,
-        # [25] last beat of the command, OS only: [26:43) C row stride, [43:...) valid rows.
+        # [25] last beat of the command, then (OS only) [26:43) C row stride and the number of
+        # valid rows, then C bits: the columns of this word inside N (only those are written).
         issue = Signal()            # an activation beat is read from A this cycle
         tag_in = Signal(self._tag_width())
         a_valid1 = Signal()         # beat read last cycle: its buffer data is on the read ports
@@ -349,11 +350,13 @@ class GEMM(wiring.Component):
         wb_addr = Signal(range(p.c_depth))
         wb_ovw = Signal()
         wb_end = Signal()
+        wb_lanes = Signal(C)
         tag = array.o_tag
         if ws:
             addr_now = tag[0:24]
             write_now = Const(1)
             end_now = tag[25]
+            lanes_now = tag[26:26 + C]
         else:
             rows_valid = tag[43:43 + ceil_log2(R + 1)]
             addr_now = Signal(24)
@@ -361,14 +364,18 @@ class GEMM(wiring.Component):
             # Rows of the last row tile past M are computed but never written.
             write_now = array.o_row < rows_valid
             end_now = tag[25] & (array.o_row == 0)
+            lanes_now = tag[43 + ceil_log2(R + 1):43 + ceil_log2(R + 1) + C]
         m.d.sync += [wb_valid.eq(array.o_valid & write_now), wb_data.eq(array.o_data),
-                     wb_addr.eq(addr_now), wb_ovw.eq(tag[24]),
+                     wb_addr.eq(addr_now), wb_ovw.eq(tag[24]), wb_lanes.eq(lanes_now),
                      wb_end.eq(array.o_valid & end_now)]
         store_addr = Signal(range(p.c_depth + 1))
         m.d.comb += c_rd.addr.eq(Mux(store_run, store_addr, addr_now))
         summed = Cat(*[(Mux(wb_ovw, 0, c_rd.data[32 * i:32 * i + 32]) + wb_data[32 * i:32 * i + 32])[:32]
                        for i in range(C)])
-        m.d.comb += [c_wr.addr.eq(wb_addr), c_wr.data.eq(summed), c_wr.en.eq(wb_valid)]
+        # Only the columns inside N are written: the rest of a ragged word is not this
+        # command's to change.
+        m.d.comb += [c_wr.addr.eq(wb_addr), c_wr.data.eq(summed),
+                     c_wr.en.eq(Mux(wb_valid, wb_lanes, 0))]
         m.d.comb += [wb_push.eq(wb_end), wb_status.eq(Cat(Const(Op.COMPUTE, 4), Const(Status.OK, 4))),
                      out_dec.eq(wb_end)]
         m.d.comb += compute_idle.eq((outstanding == 0) & ~cq_valid)
@@ -388,7 +395,9 @@ class GEMM(wiring.Component):
         return m
 
     def _tag_width(self):
-        return 43 + (ceil_log2(self._p.rows + 1) if self._p.dataflow == "os" else 0) - (17 if self._p.dataflow == "ws" else 0)
+        if self._p.dataflow == "ws":
+            return 26 + self._p.cols
+        return 43 + ceil_log2(self._p.rows + 1) + self._p.cols
 
     def _ws_issue(self, m, array, a_rd, b_rd, cq, cq_valid, cq_pop, issue, tag_in, a_valid1):
         """Weight-stationary tile scheduler (the rules of :func:`verif.gemm_model.ws_schedule`)."""
@@ -396,8 +405,8 @@ class GEMM(wiring.Component):
         # Iterator: the next tile whose weights will load.
         it_valid = Signal()
         it = {n: Signal(w, name=f"it_{n}") for n, w in
-              (("m", 16), ("k", 16), ("kt_n", 17), ("nt_n", 17), ("acc", 1),
-               ("kt", 17), ("nt", 17), ("bbase", 34), ("kbase", 22))}
+              (("m", 16), ("k", 16), ("n", 16), ("kt_n", 17), ("nt_n", 17), ("acc", 1),
+               ("kt", 17), ("nt", 17), ("bbase", 34), ("kbase", 22), ("col0", 22))}
         w_start = Signal()
         a_start = Signal()
         last_tile = (it["kt"] == it["kt_n"] - 1) & (it["nt"] == it["nt_n"] - 1)
@@ -405,15 +414,16 @@ class GEMM(wiring.Component):
         m.d.comb += load_cmd.eq(cq_valid & (~it_valid | (w_start & last_tile)))
         m.d.comb += cq_pop.eq(load_cmd)
         with m.If(load_cmd):
-            m.d.sync += [it_valid.eq(1), it["m"].eq(cq["m"]), it["k"].eq(cq["k"]),
+            m.d.sync += [it_valid.eq(1), it["m"].eq(cq["m"]), it["k"].eq(cq["k"]), it["n"].eq(cq["n"]),
                          it["kt_n"].eq(cq["kt"]), it["nt_n"].eq(cq["nt"]), it["acc"].eq(cq["acc"]),
-                         it["kt"].eq(0), it["nt"].eq(0), it["bbase"].eq(0), it["kbase"].eq(0)]
+                         it["kt"].eq(0), it["nt"].eq(0), it["bbase"].eq(0), it["kbase"].eq(0),
+                         it["col0"].eq(0)]
         with m.Elif(w_start):
             with m.If(last_tile):
                 m.d.sync += it_valid.eq(0)
             with m.Elif(it["kt"] == it["kt_n"] - 1):
                 m.d.sync += [it["kt"].eq(0), it["nt"].eq(it["nt"] + 1), it["bbase"].eq(it["nt"] + 1),
-                             it["kbase"].eq(0)]
+                             it["kbase"].eq(0), it["col0"].eq(it["col0"] + C)]
             with m.Else():
                 m.d.sync += [it["kt"].eq(it["kt"] + 1), it["bbase"].eq(it["bbase"] + it["nt_n"] * R),
                              it["kbase"].eq(it["kbase"] + R)]
@@ -422,7 +432,7 @@ class GEMM(wiring.Component):
         desc_valid = Signal()
         desc = {n: Signal(w, name=f"desc_{n}") for n, w in
                 (("m", 16), ("kt", 17), ("nt", 17), ("kt_n", 17), ("nt_n", 17), ("ovw", 1),
-                 ("last", 1), ("bank", 1))}
+                 ("last", 1), ("bank", 1), ("lanes", C))}
         # Weight loader: R rows on consecutive cycles into the idle bank.
         w_busy = Signal()
         w_row = Signal(range(R))
@@ -448,7 +458,8 @@ class GEMM(wiring.Component):
                          desc_valid.eq(1), desc["m"].eq(it["m"]), desc["kt"].eq(it["kt"]),
                          desc["nt"].eq(it["nt"]), desc["kt_n"].eq(it["kt_n"]),
                          desc["nt_n"].eq(it["nt_n"]), desc["ovw"].eq((it["kt"] == 0) & ~it["acc"]),
-                         desc["last"].eq(last_tile), desc["bank"].eq(bank)]
+                         desc["last"].eq(last_tile), desc["bank"].eq(bank),
+                         desc["lanes"].eq(Cat(*[it["col0"] + i < it["n"] for i in range(C)]))]
         with m.Elif(a_start):
             m.d.sync += desc_valid.eq(0)
         # One cycle of buffer latency: the row's control travels alongside the read.
@@ -465,7 +476,7 @@ class GEMM(wiring.Component):
         a_addr = Signal(34)
         c_addr = Signal(34)
         a_cur = {n: Signal(w, name=f"a_{n}") for n, w in
-                 (("kt_n", 17), ("nt_n", 17), ("ovw", 1), ("last", 1), ("bank", 1))}
+                 (("kt_n", 17), ("nt_n", 17), ("ovw", 1), ("last", 1), ("bank", 1), ("lanes", C))}
         m.d.comb += a_start.eq(desc_valid & ~a_busy)
         m.d.comb += issue.eq(a_start | a_busy)
         aa = Mux(a_start, desc["kt"], a_addr)
@@ -476,6 +487,7 @@ class GEMM(wiring.Component):
         ovw = Mux(a_start, desc["ovw"], a_cur["ovw"])
         last = Mux(a_start, desc["last"], a_cur["last"])
         abank = Mux(a_start, desc["bank"], a_cur["bank"])
+        lanes = Mux(a_start, desc["lanes"], a_cur["lanes"])
         m.d.comb += a_rd.addr.eq(aa)
         with m.If(a_start):
             m.d.sync += [a_left.eq(desc["m"] - 1), a_busy.eq(desc["m"] != 1)]
@@ -485,7 +497,7 @@ class GEMM(wiring.Component):
             m.d.sync += [a_left.eq(a_left - 1), a_busy.eq(a_left != 1)]
         with m.If(issue):
             m.d.sync += [a_addr.eq(aa + kt_n), c_addr.eq(ca + nt_n)]
-        m.d.comb += tag_in.eq(Cat(ca[:24], ovw, last & last_row))
+        m.d.comb += tag_in.eq(Cat(ca[:24], ovw, last & last_row, lanes))
         tag1, bank1 = Signal.like(tag_in), Signal()
         m.d.sync += [tag1.eq(tag_in), bank1.eq(abank)]
         m.d.comb += [array.a_valid.eq(a_valid1), array.a_data.eq(a_rd.data),
@@ -496,14 +508,15 @@ class GEMM(wiring.Component):
         R, C = self._p.rows, self._p.cols
         active = Signal()
         cur = {n: Signal(w, name=f"os_{n}") for n, w in
-               (("m", 16), ("k", 16), ("mt_n", 17), ("nt_n", 17), ("acc", 1), ("period", 17),
-                ("rstride", 34))}
+               (("m", 16), ("k", 16), ("n", 16), ("mt_n", 17), ("nt_n", 17), ("acc", 1),
+                ("period", 17), ("rstride", 34))}
         mt, nt = Signal(17), Signal(17)
         kk = Signal(17)             # beat within the tile's period
         a_addr, b_addr = Signal(34), Signal(34)
         c_base = Signal(34)         # C address of row 0 of tile (mt, nt)
         c_mt = Signal(34)           # C address of row 0 of tile (mt, 0)
         m0 = Signal(17)
+        col0 = Signal(22)           # first column of tile nt
         tile_end = Signal()
         last_tile = (mt == cur["mt_n"] - 1) & (nt == cur["nt_n"] - 1)
         m.d.comb += tile_end.eq(active & (kk == cur["period"] - 1))
@@ -511,7 +524,8 @@ class GEMM(wiring.Component):
         m.d.comb += [load_cmd.eq(cq_valid & (~active | (tile_end & last_tile))), cq_pop.eq(load_cmd)]
         with m.If(load_cmd):
             period = Mux(cq["k"] > R, cq["k"], R)
-            m.d.sync += [active.eq(1), cur["m"].eq(cq["m"]), cur["k"].eq(cq["k"]),
+            m.d.sync += [active.eq(1), cur["m"].eq(cq["m"]), cur["k"].eq(cq["k"]), cur["n"].eq(cq["n"]),
+                         col0.eq(0),
                          cur["mt_n"].eq(cq["mt"]), cur["nt_n"].eq(cq["nt"]), cur["acc"].eq(cq["acc"]),
                          cur["period"].eq(period), cur["rstride"].eq(cq["nt"] * R),
                          mt.eq(0), nt.eq(0), kk.eq(0), a_addr.eq(0), b_addr.eq(0),
@@ -522,9 +536,11 @@ class GEMM(wiring.Component):
                 m.d.sync += active.eq(0)
             with m.Elif(nt == cur["nt_n"] - 1):
                 m.d.sync += [nt.eq(0), mt.eq(mt + 1), m0.eq(m0 + R), a_addr.eq(mt + 1), b_addr.eq(0),
+                             col0.eq(0),
                              c_mt.eq(c_mt + cur["rstride"]), c_base.eq(c_mt + cur["rstride"])]
             with m.Else():
-                m.d.sync += [nt.eq(nt + 1), a_addr.eq(mt), b_addr.eq(nt + 1), c_base.eq(c_base + 1)]
+                m.d.sync += [nt.eq(nt + 1), a_addr.eq(mt), b_addr.eq(nt + 1), c_base.eq(c_base + 1),
+                             col0.eq(col0 + C)]
         with m.Elif(active):
             m.d.sync += kk.eq(kk + 1)
             with m.If(kk < cur["k"]):
@@ -534,7 +550,8 @@ class GEMM(wiring.Component):
         m.d.comb += rows_left.eq(cur["m"] - m0)
         rows_valid = Mux(rows_left > R, R, rows_left)
         m.d.comb += tag_in.eq(Cat(c_base[:24], ~cur["acc"], last_tile, cur["nt_n"],
-                                  rows_valid[:ceil_log2(R + 1)]))
+                                  rows_valid[:ceil_log2(R + 1)],
+                                  *[col0 + i < cur["n"] for i in range(C)]))
         tag1, first1, last1 = Signal.like(tag_in), Signal(), Signal()
         m.d.sync += [tag1.eq(tag_in), first1.eq(kk == 0), last1.eq(kk == cur["k"] - 1)]
         m.d.comb += [array.a_valid.eq(a_valid1), array.a_data.eq(a_rd.data), array.b_data.eq(b_rd.data),

@@ -31,7 +31,7 @@ class SystolicParams(Params):
     in_width: int = param(8, lo=2, hi=18, doc="operand width in bits")
     acc_width: int = param(32, lo=8, hi=64, doc="accumulator width in bits")
     signed: bool = param(True, doc="operands are two's complement")
-    tag_width: int = param(8, lo=1, hi=64, doc="width of the user tag carried to the output")
+    tag_width: int = param(8, lo=1, hi=128, doc="width of the user tag carried to the output")
 
     def check(self):
         if self.acc_width < 2 * self.in_width:

@@ -11,7 +11,7 @@ from conftest import run_block
 SMALL = {"a_depth": 96, "b_depth": 96, "c_depth": 96, "max_n": 40}
 CONFIGS = [(1, 1), (2, 3), (4, 4), (8, 8)]
 TESTS = ("shapes_exact|random_stalls|extremes_large_k|accumulate_bias_requant|back_to_back|"
-         "reset_mid_gemm|bad_commands")      # everything but bench
+         "back_to_back_mixed|reset_mid_gemm|bad_commands")      # everything but bench
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
