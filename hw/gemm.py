@@ -97,9 +97,10 @@ class GEMM(wiring.Component):
     weights load while tile ``j-1`` computes. Tile period ``max(M, R)`` (``R`` only when
     ``M < R``: then the array is bound by the weight port, C bytes per cycle). Output-stationary:
     tiles ``(mt, nt)``, K beats each, period ``max(K, R)``. Consecutive COMPUTE commands chain
-    without a gap. Compute cycles (command accepted to status valid) equal
-    :func:`verif.gemm_model.gemm_cycles` exactly:
-    ``DISPATCH + schedule length + 1 (buffer read) + array latency + WRITEBACK``.
+    without a gap. COMPUTE cycles (command handshake to status handshake, status port ready)
+    equal :func:`verif.gemm_model.gemm_cycles` exactly: 6 cycles of decode and dispatch to the
+    first buffer read, the tile schedule, 1 cycle of buffer read, the array latency (OS: plus
+    ``R - 1`` for the last tile's row 0) and 3 cycles of C read-modify-write and status.
 
     LOAD_* take one beat per cycle; STORE gives one beat per cycle after a 5-cycle pipeline;
     loads and stores wait until earlier COMPUTE commands have finished.
@@ -130,9 +131,6 @@ class GEMM(wiring.Component):
         COMPUTE was in progress without an activation entering the array (fill, drain, weight
         bound or OS padding).
     """
-
-    DISPATCH = 4    # cycles from command acceptance to the first buffer read of a COMPUTE
-    WRITEBACK = 3   # array output -> C read, -> C write, -> status visible on m_sts
 
     def __init__(self, *, rows=8, cols=8, dataflow="ws", a_depth=4096, b_depth=16384,
                  c_depth=4096, max_n=512):
