@@ -352,7 +352,7 @@ async def bench(dut):
     result = await run_generators(
         dut, traffic=args.get("traffic", "uniform"), rate=float(args.get("rate", 0.1)),
         packet_flits=int(args.get("packet_flits", 1)), cycles=int(args.get("cycles", 10000)),
-        warmup=int(args.get("warmup", 1000)), seed=int(args.get("seed", 1)))
+        warmup=int(args.get("warmup", 1000)), seed=int(args.get("traffic_seed", 1)))
     write_bench_result(result)
     assert result["lost"] == 0 and result["misrouted"] == 0 and result["corrupt"] == 0, result
 

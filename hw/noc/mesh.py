@@ -60,7 +60,8 @@ class NoCBenchParams(Params):
     packet_flits: int = param(1, lo=1, hi=255, doc="flits per packet")
     cycles: int = param(10000, lo=100, hi=10_000_000, doc="measured cycles (after warm-up)")
     warmup: int = param(1000, lo=0, hi=1_000_000, doc="cycles of traffic before measuring")
-    seed: int = param(1, lo=0, hi=2**32 - 1, doc="traffic generator seed")
+    # Not `seed`: `scoville bench --seed` is the cocotb seed.
+    traffic_seed: int = param(1, lo=0, hi=2**32 - 1, doc="seed of the hardware traffic generators")
 
     def check(self):
         try:
