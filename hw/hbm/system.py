@@ -130,10 +130,11 @@ class TrafficGenerator(wiring.Component):
         ar_x = axi.arvalid & axi.arready
         aw_x = axi.awvalid & axi.awready
         w_x = axi.wvalid & axi.wready
-        with m.If(aw_x):
-            m.d.sync += aw_done.eq(1)
-        with m.If(w_x):
-            m.d.sync += w_done.eq(1)
+        with m.If(~gen):  # (a request generated this cycle starts with neither half done)
+            with m.If(aw_x):
+                m.d.sync += aw_done.eq(1)
+            with m.If(w_x):
+                m.d.sync += w_done.eq(1)
         wr_complete = req_write & (aw_done | aw_x) & (w_done | w_x)
         m.d.comb += consume.eq(req_valid & (ar_x | wr_complete))
         with m.If(consume & ~gen):
