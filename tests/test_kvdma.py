@@ -28,8 +28,8 @@ def _run(params, testcase, sim="verilator", seed=None, **kv):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_kvdma_default(seed):
     """Every test of the testbench on the default build (random geometries, stalls, latency 20)."""
-    _run(DEFAULT, r"(gather_append_basic|random_operations|ring_descriptors|bus_errors|reset_mid_gather)$",
-         seed=seed)
+    _run(DEFAULT, r"(gather_append_basic|random_operations|ring_descriptors|bus_errors|merged_bursts"
+                  r"|reset_mid_gather)$", seed=seed)
 
 
 @pytest.mark.parametrize("seed", [6, 8, 13])
@@ -57,7 +57,7 @@ def test_kvdma_geometry(geometry):
 def test_kvdma_hw_sweep(params):
     """Bus widths 64 and 512 (256 above), bursts of 2 and 256 beats, 1 and 32 outstanding,
     a 4-beat and a 512-beat buffer, 2- and 32-entry segment FIFOs."""
-    _run(params, r"(random_operations|ring_descriptors|bus_errors)$", geometries=1, count=10)
+    _run(params, r"(random_operations|ring_descriptors|bus_errors|merged_bursts)$", geometries=1, count=10)
 
 
 def test_kvdma_icarus(icarus):
