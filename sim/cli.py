@@ -4,6 +4,7 @@
     scoville verilog BLOCK [--PARAM VALUE ...] -o FILE.v
     scoville synth   BLOCK [--PARAM VALUE ...] --target generic|ice40|ecp5|xilinx [--fmax] [--json]
     scoville bench   BLOCK [--PARAM VALUE ...] [--sim verilator|icarus] [--seed N] [--json]
+    scoville bench   noc [--PARAM VALUE ...] --sweep [--rates R1,R2,...] [--plot FILE.png] [--json]
     scoville demo
 
 Bad input (unknown block or parameter, missing or out-of-range value) prints one line naming
@@ -209,6 +210,42 @@ def run_bench(block, params, workload, *, sim="verilator", seed=None):
     return {"block": block.name, "params": params, "workload": workload, "sim": sim, **result}
 
 
+# Blocks with a load sweep: module providing sweep(params, workload, rates, ...), plot(results,
+# path), saturation(results) and DEFAULT_RATES.
+SWEEPS = {"noc": "sim.noc_sweep"}
+
+
+def _parse_rates(text):
+    try:
+        rates = [float(r) for r in text.split(",") if r]
+    except ValueError:
+        rates = []
+    if not rates or not all(0 < r <= 1 for r in rates):
+        raise UsageError(f"rates: {text!r} is not accepted (accepted: comma-separated loads in (0, 1])")
+    return rates
+
+
+def cmd_sweep(block, params, workload, *, rates, plot_path, sim, seed, as_json):
+    import importlib
+    if block.name not in SWEEPS:
+        raise UsageError(f"sweep: block {block.name} has no load sweep (accepted: {', '.join(SWEEPS)})")
+    sweeps = importlib.import_module(SWEEPS[block.name])
+    rates = _parse_rates(rates) if rates else list(sweeps.DEFAULT_RATES)
+    progress = None if as_json else (lambda r: print(json.dumps(r), flush=True))
+    with _Progress(f"sweeping {block.name} over {len(rates)} loads on {sim}"):
+        results = sweeps.sweep(params, workload, rates, sim=sim, seed=seed, progress=progress)
+    if plot_path:
+        sweeps.plot(results, plot_path)
+    summary = {"block": block.name, "params": params, "workload": workload, "sim": sim,
+               "rates": rates, "saturation": sweeps.saturation(results), "plot": plot_path,
+               "points": results}
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print(f"saturation: {json.dumps(summary['saturation'])}" + (f"; plot written to {plot_path}" if plot_path else ""))
+    return 0
+
+
 def cmd_bench(args):
     from .runner import SIMULATORS
     as_json = _take_flag(args, "--json")
@@ -216,7 +253,15 @@ def cmd_bench(args):
     seed = _take_option(args, "--seed")
     if seed is not None and not _is_number(seed):
         raise UsageError(f"seed: {seed!r} is not an integer (accepted: 0..2**32-1)")
+    sweep = _take_flag(args, "--sweep")
+    rates = _take_option(args, "--rates")
+    plot_path = _take_option(args, "--plot")
+    if (rates or plot_path) and not sweep:
+        raise UsageError("rates/plot: only with --sweep")
     block, params, workload = _block_and_params(args, workload_allowed=True)
+    if sweep:
+        return cmd_sweep(block, params, workload, rates=rates, plot_path=plot_path, sim=sim,
+                         seed=int(seed, 0) if seed else None, as_json=as_json)
     with _Progress(f"building and simulating {block.name} on {sim}"):
         result = run_bench(block, params, workload, sim=sim, seed=int(seed, 0) if seed else None)
     if as_json:

@@ -86,3 +86,8 @@ def test_bench_json_is_last_line():
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["correct"] and report["cycles"] == 503, report
+
+
+def test_sweep_is_refused_for_blocks_without_one():
+    result = scoville("bench", "skid_buffer", "--sweep")
+    assert result.returncode == 2 and "no load sweep" in result.stderr
