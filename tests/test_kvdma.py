@@ -63,3 +63,23 @@ def test_kvdma_hw_sweep(params):
 def test_kvdma_icarus(icarus):
     _run(DEFAULT, r"(gather_append_basic|random_operations|ring_descriptors|bus_errors|reset_mid_gather)$",
          sim=icarus, geometries=1, count=6)
+
+
+@pytest.mark.slow
+def test_kvdma_through_hbm():
+    """The engine driving the HBM controller and its behavioural device (no RAM model). Slow:
+    the combined design takes ~7 minutes to compile with Verilator, so it stays out of make test."""
+    from dataclasses import dataclass
+
+    from hw.params import Params, param
+    from sim.blocks import Block
+    from sim.runner import run
+    from verif.tb_kvdma_hbm import kvdma_hbm
+
+    @dataclass(frozen=True)
+    class _P(Params):
+        rows: int = param(32, lo=2, hi=1024, power_of_two=True, doc="HBM rows per bank")
+
+    block = Block("kvdma_hbm", "kvdma through the HBM controller (test only)", _P, kvdma_hbm,
+                  "verif.tb_kvdma_hbm", status="partial")
+    run(block, {"rows": 32}, module="verif.tb_kvdma_hbm", sim="verilator")
