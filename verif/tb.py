@@ -64,6 +64,9 @@ class TB:
         for port, info in block_ports().items():
             if info["direction"] == "in" and port != "clk":
                 getattr(dut, port).value = 0
+        # `rst` is added by Amaranth, not listed among the signature's ports: hold the design
+        # in reset until reset() releases it, rather than leaving it Z (Icarus) until then.
+        self.rst.value = 1
         cocotb.start_soon(Clock(self.clk, CLOCK_PERIOD_NS, unit="ns").start())
         cocotb.start_soon(self._count_cycles())
         self.watchdog = ProgressWatchdog(self.clk, timeout, pending=self._pending)
