@@ -12,6 +12,7 @@ YoWASP tools see a private ``/tmp``, so every tool runs with ``cwd`` in the work
 relative file names, and results are read from files (``tee -o``, ``--report``), never stdout.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +33,10 @@ TARGETS = ("generic", "ecp5", "ice40", "xilinx")
 FMAX_TARGETS = ("ecp5", "ice40")
 
 _SYNTH_COMMANDS = {
-    "generic": ["synth -flatten -top {top}", "dfflegalize -cell $_DFF_P_ 01", "abc -g cmos", "opt_clean"],
+    # Memories stay $mem_v2 cells (SRAM macros in an ASIC flow): `synth` would otherwise map
+    # every bit to a flip-flop, which takes hours on a block with buffers and means nothing.
+    "generic": ["synth -flatten -top {top} -run begin:fine", "opt -fast -full", "techmap", "opt -fast",
+                "dfflegalize -cell $_DFF_P_ 01", "abc -g cmos", "opt_clean"],
     "ecp5": ["synth_ecp5 -top {top} -json {top}.json"],
     "ice40": ["synth_ice40 -dsp -top {top} -json {top}.json"],
     "xilinx": ["synth_xilinx -flatten -family xc7 -top {top}"],
@@ -115,7 +119,10 @@ def _area(stat_json, target):
     cells = {k: int(v) for k, v in design.get("num_cells_by_type", {}).items() if k != "$scopeinfo"}
     result = {"cells": sum(cells.values()), "cells_by_type": dict(sorted(cells.items()))}
     if target == "generic":
-        result["transistors"] = int(design.get("estimated_num_transistors", 0))
+        # A trailing "+" means some cells have no CMOS cost: the memories (SRAM macros).
+        estimate = str(design.get("estimated_num_transistors", "0"))
+        result["transistors"] = int(estimate.rstrip("+"))
+        result["memories_not_costed"] = sum(n for c, n in cells.items() if c.startswith("$mem"))
         result["ffs"] = sum(n for c, n in cells.items() if "DFF" in c)
     else:
         for key, names in _RESOURCES[target].items():
@@ -159,7 +166,8 @@ def synthesize(block, params, target, *, fmax=False):
         raise ValueError(f"target: {target!r} is not accepted (accepted: one of {', '.join(TARGETS)})")
     if fmax and target not in FMAX_TARGETS:
         raise ValueError(f"--fmax: not available for target {target!r} (accepted: {', '.join(FMAX_TARGETS)})")
-    workdir = build_root() / "synth" / f"{block.name}-{params_key(block.name, params, block.factory)}-{target}"
+    flow = hashlib.sha256(json.dumps([_SYNTH_COMMANDS[target], _NEXTPNR.get(target)]).encode()).hexdigest()[:6]
+    workdir = build_root() / "synth" / f"{block.name}-{params_key(block.name, params, block.factory)}-{target}-{flow}"
     workdir.mkdir(parents=True, exist_ok=True)
     cached = workdir / ("result_fmax.json" if fmax else "result.json")
     if cached.exists():
