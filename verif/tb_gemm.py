@@ -10,41 +10,12 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from hw.gemm import Op, Status
 from .gemm_model import gemm_cycles, gemm_ref, ideal_cycles, requant_ref, scalesim_cycles
 from .stream import StreamBus, StreamSink, no_pause
 from .tb import TB, bench_args, write_bench_result
-
-
-async def kick_comb_processes(dut):
-    """Icarus: make every ``always @*`` block of the Amaranth/Yosys Verilog evaluate once.
-
-    Yosys makes each combinational process read a dummy register initialised to 0 so that it
-    runs at time 0, but Icarus 11 applies declaration initialisers without an event: a process
-    whose inputs never change (e.g. a ``ready`` decoded from an FSM that stays idle until the
-    first command) keeps X, and X written into a FIFO during reset poisons the test. Toggling
-    the dummy register is an event every such process sees. (Verilator has no X: no-op there.)
-    """
-    from cocotb.handle import HierarchyObject
-
-    handles = []
-
-    def walk(scope, depth):
-        for h in scope:
-            if "verilog_backend" in h._name:
-                handles.append(h)
-            elif depth and isinstance(h, HierarchyObject):
-                walk(h, depth - 1)      # submodules (the array, FIFOs) have their own
-    try:
-        walk(dut, 3)
-    except Exception:
-        return
-    for value in (1, 0):
-        for h in handles:
-            h.value = value
-        await Timer(1, "ns")
 
 
 def _pack(values, width=8):
@@ -166,11 +137,6 @@ class GemmTB(TB):
         if extreme:
             return np.full(shape, -128, dtype=np.int64)
         return np.random.randint(-128, 128, size=shape).astype(np.int64)
-
-    async def reset(self, cycles=2):
-        self.rst.value = 1      # before the kick: checkers read rst on every edge
-        await kick_comb_processes(self.dut)
-        await super().reset(cycles)
 
     def model_cycles(self, shapes):
         return gemm_cycles(self.R, self.C, self.df, shapes)

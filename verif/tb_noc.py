@@ -18,36 +18,11 @@ from .stream import StreamBus, StreamSink, random_pause
 from .tb import TB, bench_args, block_params, write_bench_result
 
 
-def kick_comb_processes(dut):
-    """Icarus workaround: run every ``always @*`` block of the design once.
-
-    Yosys' Verilog backend puts a dummy ``reg $auto$verilog_backend...$N = 0`` in the
-    sensitivity of each combinational block so that it runs at time 0; Icarus 11 applies the
-    initialiser without an event, so a block whose inputs never change (a round-robin
-    arbiter's index while no request arrives, a switch on a constant register) keeps X
-    outputs forever, and the X reaches credits and ready. Writing 1 to the dummy regs is the
-    event the backend meant to give. Verilator needs nothing.
-    """
-    if "icarus" not in cocotb.SIM_NAME.lower():
-        return
-    from cocotb.handle import HierarchyObject
-    stack = [dut]
-    while stack:
-        handle = stack.pop()
-        for child in handle:
-            name = child._name
-            if name.startswith("$auto$verilog_backend") or name.startswith("\\$auto$verilog_backend"):
-                child.value = 1
-            elif isinstance(child, HierarchyObject):
-                stack.append(child)
-
-
 class NoCTB(TB):
     """A :class:`TB` with one checked source and sink per (node, class) and the scoreboard."""
 
     def __init__(self, dut, *, stall="random", timeout=3000, sink_stall=None):
         super().__init__(dut, stall=stall, timeout=timeout)
-        kick_comb_processes(dut)
         self.sink_stall = sink_stall
         self.attach()
 
@@ -287,7 +262,6 @@ async def run_generators(dut, *, traffic="uniform", rate=0.1, packet_flits=1, cy
     model = NoCModel(**p)
     n = model.nodes
     tb = TB(dut, stall="none", timeout=10 ** 9)
-    kick_comb_processes(dut)
     dut.bench_mode.value = 1
     dut.bench_seed.value = seed & 0xFFFFFFFF
     dut.bench_pattern.value = PATTERNS.index(traffic)

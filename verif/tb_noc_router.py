@@ -16,7 +16,6 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from hw.noc.router import route_port, turn_allowed
 from .tb import TB
-from .tb_noc import kick_comb_processes
 
 
 X, Y, COLS, ROWS = 1, 1, 3, 3
@@ -26,7 +25,6 @@ DESTS = [(x, y) for x in range(COLS) for y in range(ROWS)]
 class RouterTB(TB):
     def __init__(self, dut, *, drain_delay=3, send_idle=0.2):
         super().__init__(dut, stall="none", timeout=2000)
-        kick_comb_processes(dut)
         p = self.params
         self.v, self.b, self.w, self.routing = p["vcs"], p["buffer"], p["flit_width"], p["routing"]
         self.vb = max(1, (self.v - 1).bit_length())

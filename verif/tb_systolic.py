@@ -12,7 +12,6 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from .tb_gemm import kick_comb_processes
 
 from .gemm_model import os_schedule, ws_schedule
 from .tb import TB, bench_args, write_bench_result
@@ -49,11 +48,6 @@ class ArrayTB(TB):
         self.latency = self.R + self.C + (1 if self.df == "os" else 0)
         lo, hi = (-(1 << (self.W - 1)), (1 << (self.W - 1)) - 1) if self.signed else (0, (1 << self.W) - 1)
         self.lo, self.hi = lo, hi
-
-    async def reset(self, cycles=2):
-        self.rst.value = 1      # before the kick: checkers read rst on every edge
-        await kick_comb_processes(self.dut)
-        await super().reset(cycles)
 
     def operands(self, shape, extreme=False):
         if extreme:
