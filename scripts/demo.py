@@ -16,6 +16,10 @@ from sim.elaborate import build_root, elaborate
 from scripts.synth import synthesize
 
 
+# The demo keeps each block's default array/datapath but sizes big buffers to its workload, so
+# synthesis takes seconds rather than many minutes (64x64x64 needs 512 words of A, B and C).
+DEMO_PARAMS = {"gemm": {"a_depth": 512, "b_depth": 512, "c_depth": 512, "max_n": 64}}
+
 # Bench figures worth a column in the summary, by preference.
 HEADLINE_KEYS = ("utilization", "efficiency", "bus_utilization", "accepted", "beats_per_cycle",
                  "grants_per_cycle", "cycles_per_access_pair")
@@ -72,7 +76,7 @@ def main():
     for name, block in BLOCKS.items():
         if block.status != "done":
             continue
-        params = block.configure().as_dict()
+        params = block.configure(**DEMO_PARAMS.get(name, {})).as_dict()
         workload = block.bench_params().as_dict() if block.bench_params else {}
         start = time.monotonic()
         print(f"[demo] {name}: elaborate, simulate, synthesise ...", file=sys.stderr, flush=True)
