@@ -82,7 +82,9 @@ def main():
         print(f"[demo] {name}: elaborate, simulate, synthesise ...", file=sys.stderr, flush=True)
         try:
             verilog = elaborate(name, params, block.factory)
-            bench = run_bench(block, params, workload)
+            # A block without a workload (a unit like noc_router) has no bench: elaborate and
+            # synthesise it only.
+            bench = run_bench(block, params, workload) if block.bench_params else {}
             ecp5 = synthesize(block, params, "ecp5")
             generic = synthesize(block, params, "generic")
         except Exception as exc:  # report every block, then fail
