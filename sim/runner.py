@@ -9,6 +9,7 @@ its failure and the seed to reproduce it.
 """
 
 import contextlib
+import hashlib
 import importlib.util
 import itertools
 import json
@@ -20,7 +21,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .elaborate import REPO, build_root, elaborate, file_lock, params_key
+from .elaborate import REPO, build_root, elaborate, file_lock
 
 
 __all__ = ["SIMULATORS", "SimulationFailed", "SimulatorMissing", "simulator_available",
@@ -146,7 +147,10 @@ def build(block, params, sim, *, fast_compile=False):
     verilog = elaborate(block.name, params, block.factory)
     waves = _waves()
     fast = fast_compile and sim == "verilator"
-    build_dir = build_root() / "sim" / f"{block.name}-{params_key(block.name, params, block.factory)}-{sim}" \
+    # Keyed on the Verilog text, not on the Python sources: an edit elsewhere in hw/ re-elaborates
+    # (cheap) but does not recompile simulators whose Verilog came out the same (expensive).
+    text_key = hashlib.sha256(verilog.read_bytes()).hexdigest()[:12]
+    build_dir = build_root() / "sim" / f"{block.name}-{text_key}-{sim}" \
         f"{'-O0' if fast else ''}{'-waves' if waves else ''}"
     stamp = build_dir / "built.stamp"
     if stamp.exists():
