@@ -12,6 +12,7 @@ from hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
 from hw.noc.mesh import NoCBenchParams, NoCParams, noc
 from hw.noc.router import RouterParams, noc_router
+from hw.noc.axi_bridge import NoCAXIParams, noc_axi
 from hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory
 from hw.hbm.stack import HBMStackParams, hbm_stack
 
@@ -76,6 +77,9 @@ BLOCKS = {block.name: block for block in [
           bench_params=NoCBenchParams),
     Block("noc_router", "one 5-port NoC router (interior node of a 3x3 mesh), for unit tests and area",
           RouterParams, noc_router, "verif.tb_noc_router"),
+    Block("noc_axi", "AXI4 bridge pair over the NoC mesh: managers s_axiK reach subordinates m_axiK "
+          "(address map, IDs and bursts preserved, DECERR outside the map)", NoCAXIParams, noc_axi,
+          "verif.tb_noc_axi"),
     Block("hbm", "HBM pseudo-channel controller (AXI4, FR-FCFS with age limit, JEDEC timing, refresh) "
           "with a behavioural device", HBMParams, hbm_block_factory, "verif.tb_hbm", status="partial",
           bench_params=HBMBenchParams),

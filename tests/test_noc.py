@@ -93,3 +93,17 @@ def test_noc_router(params):
 def test_noc_router_icarus(icarus):
     run_block("noc_router", dict(vcs=3, buffer=2, flit_width=20), "verif.tb_noc_router",
               sim=icarus, testcase=r"\.random_traffic")
+
+
+# AXI4 bridge pair: 2x2 mesh, managers on nodes 0 and 1, subordinates (AxiRam) on nodes 2 and 3.
+NOC_AXI = dict(cols=2, rows=2, vcs=2, buffer=4, data_width=32, addr_width=18, node_shift=16,
+               id_width=4, managers=2, subordinates=2, max_outstanding=8)
+
+
+def test_noc_axi():
+    run_block("noc_axi", NOC_AXI, "verif.tb_noc_axi", fast_compile=True)
+
+
+@pytest.mark.icarus
+def test_noc_axi_icarus(icarus):
+    run_block("noc_axi", NOC_AXI, "verif.tb_noc_axi", sim=icarus, testcase=r"\.zero_load_latency")
