@@ -4,7 +4,7 @@ with numpy fancy indexing of the cache tensors, and APPEND followed by GATHER re
 import numpy as np
 import pytest
 
-from hw.kvdma.descriptors import Err, Flag, Op, pack_descriptor
+from hw.kvdma.descriptors import Err, Flag, Layout, Op, pack_descriptor
 from verif.kv_model import KVConfig, PagedKV
 
 
@@ -62,3 +62,82 @@ def test_errors_stop_at_the_faulting_item():
     assert (res.code, res.item) == (Err.POS_RANGE, 1)       # the table has one entry
     assert kv.execute(pack_descriptor(9)).code == Err.BAD_OPCODE
     assert kv.execute(pack_descriptor(Op.COPY, count=8, a=free, b=free + 4097)).code == Err.MISALIGNED
+
+
+def _hnd(base, nb, bs, heads, hd_bytes, layers=2, bus=32):
+    ts = -(-hd_bytes // bus) * bus
+    return KVConfig(pool_base=base, num_blocks=nb, block_size=bs, token_stride=ts, block_stride=heads * bs * ts,
+                    layer_stride=2 * nb * heads * bs * ts, v_offset=nb * heads * bs * ts, bus_bytes=bus,
+                    layout=Layout.HND, heads=heads, head_stride=bs * ts)
+
+
+def test_hnd_and_nhd_pools_hold_the_same_tensor():
+    """One logical cache [layer, K/V, block, token, head, dim] stored NHD in pool 0 and HND in
+    pool 1: GATHER of all heads gives [token, head, dim] from pool 0 and [head, token, dim]
+    from pool 1 (the cache's own layout without paging), and a head range selects the same rows."""
+    rng = np.random.default_rng(11)
+    nb, bs, heads, hd, layers = 6, 4, 3, 32, 2
+    nhd = KVConfig(pool_base=0, num_blocks=nb, block_size=bs, token_stride=heads * hd, block_stride=bs * heads * hd,
+                   layer_stride=2 * nb * bs * heads * hd, v_offset=nb * bs * heads * hd)
+    hnd = _hnd(nhd.pool_bytes(layers), nb, bs, heads, hd)
+    free = -(-(hnd.pool_base + hnd.pool_bytes(layers)) // 4096) * 4096
+    mem = np.zeros(free + (1 << 16), np.uint8)
+    kv = PagedKV(mem, [nhd, hnd])
+    tensor = rng.integers(0, 256, (layers, 2, nb, bs, heads, hd), dtype=np.uint8)
+    for layer in range(layers):
+        for p in range(2):
+            base0 = kv.plane_base(layer, p, pool=0)
+            for b in range(nb):
+                for t in range(bs):
+                    a = base0 + b * nhd.block_stride + t * nhd.token_stride
+                    mem[a:a + heads * hd] = tensor[layer, p, b, t].reshape(-1)
+                    for h in range(heads):
+                        a = kv.plane_base(layer, p, h, pool=1) + b * hnd.block_stride + t * hnd.token_stride
+                        mem[a:a + hd] = tensor[layer, p, b, t, h]
+    bt = [4, 1, 5]
+    mem[free:free + 12] = np.asarray(bt, "<u4").view(np.uint8)
+    L = 10
+    want = tensor[1][:, bt][:, :, :, :, :].reshape(2, 3 * bs, heads, hd)[:, :L]      # [K/V, token, head, dim]
+    out = free + 4096
+    for pool, e, check in ((0, 0, lambda g: g.reshape(2, L, heads, hd)),
+                           (1, 0, lambda g: g.reshape(2, heads, L, hd).transpose(0, 2, 1, 3)),
+                           (1, 1 | 2 << 16, lambda g: g.reshape(2, 2, L, hd).transpose(0, 2, 1, 3))):
+        res = kv.execute(pack_descriptor(Op.GATHER, pool=pool, flags=Flag.K | Flag.V, layer0=1, count=L, a=free,
+                                         b=out, d=3, e=e))
+        assert res.code == Err.OK
+        image = mem.copy()
+        kv.apply(image, res)
+        nh = (e >> 16) or heads
+        got = check(image[out:out + 2 * L * nh * hd])
+        assert np.array_equal(got, want[:, :, (e & 0xFFFF):(e & 0xFFFF) + nh])
+    # the HND tensor view agrees
+    assert np.array_equal(kv.gather_tensor(bt, L, 1, 1, pool=1), want[1].transpose(1, 0, 2))
+
+
+def test_hnd_append_then_gather_round_trip():
+    rng = np.random.default_rng(5)
+    cfg = _hnd(4096, 8, 4, 4, 64)
+    free = 4096 + cfg.pool_bytes(2) + 4096
+    mem = rng.integers(0, 256, free + (1 << 16), dtype=np.uint8)
+    kv = PagedKV(mem, cfg)
+    bt = rng.permutation(cfg.num_blocks)[:4]
+    mem[free:free + 16] = bt.astype("<u4").view(np.uint8)
+    rows = rng.integers(0, 256, (2, 2, 11, 64), dtype=np.uint8)    # [K/V, head 1..2, token, dim]
+    src = free + 4096
+    mem[src:src + rows.size] = rows.reshape(-1)
+    res = kv.execute(pack_descriptor(Op.APPEND, flags=Flag.K | Flag.V, count=11, a=free, b=src, c=3, d=4,
+                                     e=1 | 2 << 16))
+    assert res.code == Err.OK
+    kv.apply(mem, res)
+    for p in (0, 1):
+        assert np.array_equal(kv.gather_tensor(bt, 14, 0, p)[1:3, 3:14], rows[p])
+
+
+def test_pool_and_head_range_errors():
+    cfgs = [_hnd(0, 4, 2, 4, 32), _hnd(1 << 16, 4, 512, 1, 32)]
+    kv = PagedKV(np.zeros(1 << 20, np.uint8), cfgs)
+    assert kv.execute(pack_descriptor(Op.GATHER, pool=2, flags=Flag.K, count=1, d=1)).code == Err.BAD_POOL
+    assert kv.execute(pack_descriptor(Op.COPY, pool=2, count=8)).code == Err.OK       # COPY has no pool
+    assert kv.execute(pack_descriptor(Op.GATHER, pool=1, flags=Flag.K, count=1, d=1)).code == Err.BAD_CONFIG
+    for e, code in ((3 | 2 << 16, Err.HEAD_RANGE), (4, Err.HEAD_RANGE), (3, Err.OK), (1 | 3 << 16, Err.OK)):
+        assert kv.execute(pack_descriptor(Op.APPEND, flags=Flag.K, count=1, a=64, b=4096, d=1, e=e)).code == code

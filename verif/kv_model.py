@@ -1,16 +1,28 @@
 """Golden model of the ``kvdma`` engine: a numpy paged KV cache over a flat memory image.
 
-:class:`KVConfig` is what software programs into the CSRs (pool base, strides, block size).
-:class:`PagedKV` views the pool in a memory image as per-(layer, K/V) caches of shape
-``[num_blocks, block_size, row_bytes]`` (a row is one token's ``heads x head_dim`` elements in
-NHD order) and implements every descriptor with numpy indexing through the block table:
+:class:`KVConfig` is what software programs into one pool's CSRs (base, strides, block size,
+layout). :class:`PagedKV` holds the configurations of the engine's pools (a descriptor names
+its pool) and views a pool in a memory image as per-(layer, K/V) caches:
 
-* GATHER  ``dst[p] = cache[bt[p // bs], p % bs, off:off+len]`` (a head range; the whole row by
-  default) for p < seq_len, planes laid out
-  ``[layer][K, V][token]`` in the destination; a ``-1`` entry leaves its rows untouched; with
-  the STREAM flag the same rows leave on ``m_axis`` instead (:meth:`PagedKV.stream_bytes`);
-* APPEND  ``cache[bt[p // bs], p % bs] = src[i]`` for p = start + i;
-* BLOCK_COPY ``cache[dst_id] = cache[src_id]`` per pair (either side in host memory);
+* NHD (token-major): ``[num_blocks, block_size, token_stride]`` bytes, a row holding all heads of
+  one token; a descriptor's head range is a byte range ``[off, off + len)`` of every row;
+* HND (head-major): ``[num_blocks, heads, block_size, token_stride]`` bytes (``token_stride``
+  is one head's ``head_dim`` elements, padded if software wants), head ``h`` of block ``b`` at
+  ``b * block_stride + h * head_stride``; a descriptor's head range is ``[h0, h0 + nh)``.
+
+A *plane* is one (layer, K/V) cache, and in HND one head of it; planes run layer by layer, K
+before V, heads innermost. Every descriptor is implemented with numpy indexing through the
+block table:
+
+* GATHER  plane by plane, ``dst[p] = plane[bt[p // bs], p % bs]`` for p < seq_len (NHD: the
+  head range's bytes of the row); destination ``[plane][token][row]``, i.e. the cache's own
+  layout with the paging removed (HND: ``[layer][K, V][head][token][head_dim]``); a ``-1``
+  entry leaves its rows untouched; with the STREAM flag the same rows leave on ``m_axis``
+  instead (:meth:`PagedKV.stream_bytes`);
+* APPEND  ``plane[bt[p // bs], p % bs] = src[plane][i]`` for p = start + i (the source has the
+  destination layout of GATHER);
+* BLOCK_COPY ``plane[dst_id] = plane[src_id]`` per pair (either side in host memory, where a
+  block id addresses ``[plane][block_size][row]``);
 * COPY (1-D / 2-D strided), FILL (32-bit pattern), FENCE (nothing).
 
 :meth:`PagedKV.execute` returns the writes item by item plus the first error
@@ -22,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hw.kvdma.descriptors import Err, Flag, Op
+from hw.kvdma.descriptors import Err, Flag, Layout, Op, geometry_word, pool_reg
 
 
 __all__ = ["KVConfig", "Result", "PagedKV", "unpack_descriptor"]
@@ -33,21 +45,35 @@ class KVConfig:
     pool_base: int
     num_blocks: int
     block_size: int
-    token_stride: int         # bytes per token row (heads * head_dim * elem_bytes, or padded)
+    token_stride: int         # bytes per token row (NHD: all heads; HND: one head), maybe padded
     block_stride: int
     layer_stride: int
     v_offset: int
     bus_bytes: int = 32
+    layout: int = Layout.NHD
+    heads: int = 0            # HND: KV heads of the pool
+    head_stride: int = 0      # HND: bytes from one head of a block to the next
+    head_bytes: int = 0       # head_dim * element bytes (not a register: NHD head ranges are bytes)
 
     @property
     def block_size_log2(self):
         return self.block_size.bit_length() - 1
 
-    def csr_values(self):
-        return {"pool_base": self.pool_base, "num_blocks": self.num_blocks,
-                "block_size_log2": self.block_size_log2, "token_stride": self.token_stride,
-                "block_stride": self.block_stride, "layer_stride": self.layer_stride,
-                "v_offset": self.v_offset}
+    def csr_values(self, pool=0):
+        """Register name -> value for pool ``pool``."""
+        values = {"base": self.pool_base, "num_blocks": self.num_blocks,
+                  "geometry": geometry_word(self.block_size_log2, self.layout, self.heads),
+                  "token_stride": self.token_stride, "head_stride": self.head_stride,
+                  "block_stride": self.block_stride, "layer_stride": self.layer_stride,
+                  "v_offset": self.v_offset}
+        return {pool_reg(pool, k): v for k, v in values.items()}
+
+    def pool_bytes(self, layers):
+        """End of the highest byte of ``layers`` layers, relative to ``pool_base``."""
+        last = (layers - 1) * self.layer_stride + self.v_offset + (self.num_blocks - 1) * self.block_stride
+        if self.layout == Layout.HND:
+            return last + (self.heads - 1) * self.head_stride + self.block_size * self.token_stride
+        return last + self.block_size * self.token_stride
 
 
 @dataclass
@@ -60,7 +86,7 @@ class Result:
 def unpack_descriptor(value):
     words = [(value >> (32 * k)) & 0xFFFFFFFF for k in range(8)]
     w0 = words[0]
-    return {"op": w0 & 0xF, "flags": (w0 >> 8) & 0xFF, "layer0": (w0 >> 16) & 0xFF,
+    return {"op": w0 & 0xF, "pool": (w0 >> 4) & 0xF, "flags": (w0 >> 8) & 0xFF, "layer0": (w0 >> 16) & 0xFF,
             "layers": ((w0 >> 24) & 0xFF) or 1, "count": words[1], "a": words[2], "b": words[3],
             "c": words[4], "d": words[5], "e": words[6], "status": words[7]}
 
@@ -71,83 +97,123 @@ class _Fault(Exception):
 
 
 class PagedKV:
-    """The paged KV cache in ``mem`` (a ``np.uint8`` image) under configuration ``cfg``."""
+    """The paged KV caches in ``mem`` (a ``np.uint8`` image) under the pool configurations
+    ``pools``: one :class:`KVConfig`, or a list with one per pool of the engine (a descriptor
+    naming a pool beyond the list fails with ``BAD_POOL``, as in the engine)."""
 
-    def __init__(self, mem, cfg):
-        self.mem, self.cfg = mem, cfg
+    def __init__(self, mem, pools):
+        self.mem = mem
+        self.pools = list(pools) if isinstance(pools, (list, tuple)) else [pools]
+        self.bus_bytes = self.pools[0].bus_bytes
+
+    @property
+    def cfg(self):
+        """Pool 0's configuration."""
+        return self.pools[0]
 
     # -- tensor views ----------------------------------------------------------------------
-    def plane_base(self, layer, kv):
-        c = self.cfg
-        return c.pool_base + layer * c.layer_stride + (c.v_offset if kv else 0)
+    def plane_base(self, layer, kv, head=0, pool=0):
+        c = self.pools[pool]
+        base = c.pool_base + layer * c.layer_stride + (c.v_offset if kv else 0)
+        return base + (head * c.head_stride if c.layout == Layout.HND else 0)
 
-    def cache(self, layer, kv):
-        """``[num_blocks, block_size, token_stride]`` byte view of one (layer, K/V) cache."""
-        c = self.cfg
-        base = self.plane_base(layer, kv)
-        end = base + (c.num_blocks - 1) * c.block_stride + c.block_size * c.token_stride
-        assert end <= len(self.mem), "cache view past the end of the memory image"
-        return np.lib.stride_tricks.as_strided(
-            self.mem[base:], shape=(c.num_blocks, c.block_size, c.token_stride),
-            strides=(c.block_stride, c.token_stride, 1), writeable=False)
+    def cache(self, layer, kv, pool=0):
+        """Byte view of one (layer, K/V) cache: NHD ``[num_blocks, block_size, token_stride]``,
+        HND ``[num_blocks, heads, block_size, token_stride]``."""
+        c = self.pools[pool]
+        base = self.plane_base(layer, kv, pool=pool)
+        assert base + c.pool_bytes(1) - c.v_offset <= len(self.mem), "cache view past the end of the memory image"
+        if c.layout == Layout.HND:
+            shape = (c.num_blocks, c.heads, c.block_size, c.token_stride)
+            strides = (c.block_stride, c.head_stride, c.token_stride, 1)
+        else:
+            shape = (c.num_blocks, c.block_size, c.token_stride)
+            strides = (c.block_stride, c.token_stride, 1)
+        return np.lib.stride_tricks.as_strided(self.mem[base:], shape=shape, strides=strides, writeable=False)
 
     def table(self, addr, n):
         return self.mem[addr:addr + 4 * n].view("<u4").astype(np.int64) if n else np.zeros(0, np.int64)
 
-    def gather_tensor(self, bt, seq_len, layer, kv):
-        """``[seq_len, token_stride]`` rows of a sequence by numpy fancy indexing (no skips)."""
+    def gather_tensor(self, bt, seq_len, layer, kv, pool=0):
+        """The rows of a sequence by numpy fancy indexing (no skips): NHD ``[seq_len, token_stride]``,
+        HND ``[heads, seq_len, token_stride]``."""
         p = np.arange(seq_len)
-        bs = self.cfg.block_size
-        return self.cache(layer, kv)[np.asarray(bt)[p // bs], p % bs]
+        c = self.pools[pool]
+        blocks, slots = np.asarray(bt)[p // c.block_size], p % c.block_size
+        if c.layout == Layout.HND:
+            return self.cache(layer, kv, pool)[blocks, :, slots].transpose(1, 0, 2)
+        return self.cache(layer, kv, pool)[blocks, slots]
 
     # -- descriptors -----------------------------------------------------------------------
-    def planes(self, d):
+    @staticmethod
+    def head_range(d, c):
+        """``(first, count, ok)`` of an HND descriptor's head range (word 6; count 0: the rest)."""
+        h0, nh = d["e"] & 0xFFFF, d["e"] >> 16
+        if nh == 0:
+            return h0, c.heads - h0, h0 < c.heads
+        return h0, nh, h0 + nh <= c.heads
+
+    def planes(self, d, c):
+        """``(layer, kv, head)`` of every plane, in the engine's order (head 0 for NHD)."""
+        h0, nh = self.head_range(d, c)[:2] if c.layout == Layout.HND else (0, 1)
         out = []
         for layer in range(d["layer0"], d["layer0"] + d["layers"]):
             for kv, flag in ((0, Flag.K), (1, Flag.V)):
                 if d["flags"] & flag:
-                    out.append((layer, kv))
+                    out += [(layer, kv, h) for h in range(h0, h0 + nh)]
         return out
 
     def execute(self, desc, *, block_size_log2=None):
         """Writes and first error of descriptor ``desc`` (an ``int`` or an unpacked dict)."""
         d = unpack_descriptor(desc) if isinstance(desc, int) else desc
         res = Result()
-        c = self.cfg
-        lg = c.block_size_log2 if block_size_log2 is None else block_size_log2
         try:
             if d["op"] > Op.FILL or (d["flags"] & Flag.STREAM and d["op"] != Op.GATHER):
                 raise _Fault(Err.BAD_OPCODE, 0)
-            if lg > 8:
-                raise _Fault(Err.BAD_CONFIG, 0)
+            planar = d["op"] in (Op.GATHER, Op.APPEND, Op.BLOCK_COPY)
+            c = None
+            if planar:
+                if d["pool"] >= len(self.pools):
+                    raise _Fault(Err.BAD_POOL, 0)
+                c = self.pools[d["pool"]]
+                lg = c.block_size_log2 if block_size_log2 is None else block_size_log2
+                if lg > 8:
+                    raise _Fault(Err.BAD_CONFIG, 0)
             if d["status"] % 8 or (d["op"] in (Op.GATHER, Op.APPEND) and d["a"] % 4) or \
                     (d["op"] == Op.BLOCK_COPY and d["a"] % 8):
                 raise _Fault(Err.MISALIGNED, 0)
-            getattr(self, "_" + Op.NAMES[d["op"]].lower())(d, res)
+            if planar and c.layout == Layout.HND and not self.head_range(d, c)[2]:
+                raise _Fault(Err.HEAD_RANGE, 0)
+            getattr(self, "_" + Op.NAMES[d["op"]].lower())(d, res, c)
         except _Fault as fault:
             res.code, res.item = fault.code, fault.item
         return res
 
     def _emit(self, res, item, src, dst, length, aligned_to_src=False):
         # a STREAM gather has no destination address: its beats keep the source's byte lanes
-        if not aligned_to_src and (src - dst) % self.cfg.bus_bytes:
+        if not aligned_to_src and (src - dst) % self.bus_bytes:
             raise _Fault(Err.MISALIGNED, item)
         if length:
             res.writes.append((item, dst, self.mem[src:src + length].copy()))
 
-    def _fence(self, d, res):
+    def _fence(self, d, res, c):
         pass
 
-    def _gather(self, d, res):
-        c = self.cfg
+    def _sub_range(self, d, c):
+        """NHD head range as bytes of the row: ``(offset, length)``, length 0 for the whole row."""
+        if c.layout == Layout.HND:
+            return 0, 0
+        return d["e"] & 0xFFFF, d["e"] >> 16
+
+    def _gather(self, d, res, c):
         L, bs = d["count"], c.block_size
         nblk = -(-L // bs)
-        sub_off, sub_len = d["e"] & 0xFFFF, d["e"] >> 16
+        sub_off, sub_len = self._sub_range(d, c)
         row = sub_len or c.token_stride
         stream = bool(d["flags"] & Flag.STREAM)
         dst = d["b"]
         item = 0
-        for layer, kv in self.planes(d):
+        for layer, kv, head in self.planes(d, c):
             for j in range(nblk):
                 if j >= d["d"]:
                     raise _Fault(Err.POS_RANGE, item)
@@ -156,7 +222,7 @@ class PagedKV:
                 if phys != 0xFFFFFFFF:
                     if phys >= c.num_blocks:
                         raise _Fault(Err.BAD_BLOCK, item)
-                    src = self.plane_base(layer, kv) + phys * c.block_stride
+                    src = self.plane_base(layer, kv, head, d["pool"]) + phys * c.block_stride
                     if sub_len:     # a head range: one segment per token
                         for t in range(ntok):
                             self._emit(res, item, src + t * c.token_stride + sub_off, dst + t * sub_len, sub_len,
@@ -166,14 +232,13 @@ class PagedKV:
                 dst += ntok * row
                 item += 1
 
-    def _append(self, d, res):
-        c = self.cfg
+    def _append(self, d, res, c):
         bs, ts = c.block_size, c.token_stride
-        sub_off, sub_len = d["e"] & 0xFFFF, d["e"] >> 16
+        sub_off, sub_len = self._sub_range(d, c)
         row = sub_len or ts
         src = d["b"]
         item = 0
-        for layer, kv in self.planes(d):
+        for layer, kv, head in self.planes(d, c):
             for i in range(d["count"]):
                 p = d["c"] + i
                 idx = p >> c.block_size_log2
@@ -183,17 +248,16 @@ class PagedKV:
                 if phys != 0xFFFFFFFF:
                     if phys >= c.num_blocks:
                         raise _Fault(Err.BAD_BLOCK, item)
-                    dst = self.plane_base(layer, kv) + phys * c.block_stride + (p % bs) * ts
-                    self._emit(res, item, src, dst + (sub_off if sub_len else 0), row)
+                    dst = self.plane_base(layer, kv, head, d["pool"]) + phys * c.block_stride + (p % bs) * ts
+                    self._emit(res, item, src, dst + sub_off, row)
                 src += row
                 item += 1
 
-    def _block_copy(self, d, res):
-        c = self.cfg
+    def _block_copy(self, d, res, c):
         blk = c.block_size * c.token_stride
         item = 0
-        for pi, (layer, kv) in enumerate(self.planes(d)):
-            base = self.plane_base(layer, kv)
+        for pi, (layer, kv, head) in enumerate(self.planes(d, c)):
+            base = self.plane_base(layer, kv, head, d["pool"])
             for j in range(d["count"]):
                 sid, did = (int(x) for x in self.mem[d["a"] + 8 * j:d["a"] + 8 * j + 8].view("<u4"))
                 src_host, dst_host = d["flags"] & Flag.SRC_HOST, d["flags"] & Flag.DST_HOST
@@ -204,12 +268,12 @@ class PagedKV:
                 self._emit(res, item, src % 2**32, dst % 2**32, blk)
                 item += 1
 
-    def _copy(self, d, res):
+    def _copy(self, d, res, c):
         rows = d["c"] or 1
         for r in range(rows):
             self._emit(res, r, d["a"] + r * d["d"], d["b"] + r * d["e"], d["count"])
 
-    def _fill(self, d, res):
+    def _fill(self, d, res, c):
         pattern = np.frombuffer(d["c"].to_bytes(4, "little"), np.uint8)
         dst, n = d["b"], d["count"]
         # the pattern is aligned to the bus lane: byte at address x is pattern[x % 4]

@@ -25,7 +25,7 @@ from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 from cocotbext.axi.constants import AxiResp
 from cocotbext.axi.memory import Memory
 
-from hw.kvdma.descriptors import CSR_NAMES, DESC_BYTES, Err, Flag, Op, pack_descriptor, status_word
+from hw.kvdma.descriptors import DESC_BYTES, Err, Flag, Layout, Op, csr_address, pack_descriptor, status_word
 from .kv_model import KVConfig, PagedKV, Result
 from .stream import StreamBus, StreamSink, StreamSource, no_pause, random_pause
 from .tb import TB, bench_args, block_params, write_bench_result
@@ -166,15 +166,26 @@ class KVTB(TB):
         self.done = 0
 
     async def write_csr(self, name, value):
-        await self.csr.write_dword(4 * CSR_NAMES.index(name), value & 0xFFFFFFFF)
+        await self.csr.write_dword(csr_address(name), value & 0xFFFFFFFF)
 
     async def read_csr(self, name):
-        return await self.csr.read_dword(4 * CSR_NAMES.index(name))
+        return await self.csr.read_dword(csr_address(name))
 
-    async def configure(self, cfg, irq=True):
-        for name, value in cfg.csr_values().items():
-            await self.write_csr(name, value)
+    async def configure(self, cfgs, irq=True):
+        """Program every pool (``cfgs``: one :class:`KVConfig` or a list, pools beyond it are
+        zeroed) and return the model over this memory image."""
+        cfgs = list(cfgs) if isinstance(cfgs, (list, tuple)) else [cfgs]
+        npools = self.params.get("pools", 2)
+        assert len(cfgs) <= npools, f"{len(cfgs)} pool configurations for {npools} pools"
+        self.cfgs = cfgs
+        unused = KVConfig(pool_base=0, num_blocks=0, block_size=1, token_stride=0, block_stride=0,
+                          layer_stride=0, v_offset=0, bus_bytes=self.bus_bytes)
+        full = cfgs + [unused] * (npools - len(cfgs))
+        for k, cfg in enumerate(full):
+            for name, value in cfg.csr_values(k).items():
+                await self.write_csr(name, value)
         await self.write_csr("ctrl", 2 if irq else 0)
+        return PagedKV(self.mem, full)
 
     async def wait_done(self, limit=2_000_000):
         """Wait for the interrupt (done or error), then acknowledge it; returns irq_status."""
@@ -279,26 +290,57 @@ def name_of(op):
     return Op.NAMES.get(op, f"op{op}")
 
 
-def geometry(tb, rng, *, block_size=None, heads=None, head_dim=None, elem_bytes=None, num_blocks=None,
-             layers=2):
-    """A random cache geometry in the lower half of memory, bus-aligned strides."""
-    o = tb.opts
+def geometry(tb, rng, *, base=64 << 10, limit=None, budget=96 << 10, layout=None, block_size=None, heads=None,
+             head_dim=None, elem_bytes=None, num_blocks=None, layers=2, use_opts=True):
+    """A random cache geometry of ``layers`` layers at ``base`` (about ``budget`` bytes), bus-aligned
+    strides, NHD or HND; ``None`` when it does not end below ``limit`` (default: the lower half)."""
+    o = tb.opts if use_opts else {}
     B = tb.bus_bytes
     bs = block_size or o.get("block_size") or rng.choice([1, 4, 16])
     heads = heads or o.get("heads") or rng.choice([1, 2, 4])
     hd = head_dim or o.get("head_dim") or rng.choice([32, 64, 80, 128])
     eb = elem_bytes or o.get("elem_bytes") or rng.choice([1, 2])
-    row = heads * hd * eb
-    ts = -(-row // B) * B                       # rows padded to the bus width
-    nb = num_blocks or o.get("num_blocks") or max(4, min(64, (96 << 10) // (bs * ts * 2 * layers)))
-    bstride = bs * ts
+    layout = rng.choice([Layout.NHD, Layout.HND]) if layout is None else layout
+    pad = lambda n: -(-n // B) * B     # noqa: E731 - rows padded to the bus width
+    if layout == Layout.NHD:
+        ts = pad(heads * hd * eb)
+        hstride, bstride = 0, bs * ts
+    else:
+        ts = pad(hd * eb)
+        hstride = bs * ts + rng.choice([0, 0, B])      # heads of a block need not be packed
+        bstride = heads * hstride
+    nb = num_blocks or o.get("num_blocks") or max(4, min(64, budget // (bstride * 2 * layers)))
     vo = nb * bstride
-    lstride = 2 * vo
-    pool = 64 << 10
-    assert pool + layers * lstride <= len(tb.mem) // 2, "geometry does not fit"
-    tb.head_bytes, tb.heads = hd * eb, heads
-    return KVConfig(pool_base=pool, num_blocks=nb, block_size=bs, token_stride=ts, block_stride=bstride,
-                    layer_stride=lstride, v_offset=vo, bus_bytes=B), layers
+    cfg = KVConfig(pool_base=base, num_blocks=nb, block_size=bs, token_stride=ts, block_stride=bstride,
+                   layer_stride=2 * vo, v_offset=vo, bus_bytes=B, layout=layout, heads=heads,
+                   head_stride=hstride, head_bytes=hd * eb)
+    limit = len(tb.mem) // 2 - 4096 if limit is None else limit
+    return cfg if base + cfg.pool_bytes(layers) <= limit else None
+
+
+def pool_geometries(tb, rng, *, count=None, layers=2, **kw):
+    """Geometries of ``count`` pools (default: all of the engine's) one after another in the lower
+    half of memory; the first takes the workload options (``SCOVILLE_KV``) and ``kw``, the others
+    are random and small. Layouts alternate from a random start unless ``layout`` is given."""
+    count = count or tb.params.get("pools", 2)
+    first = kw.pop("layout", None)
+    first = rng.choice([Layout.NHD, Layout.HND]) if first is None else first
+    cfg = geometry(tb, rng, layout=first, layers=layers, **kw)
+    assert cfg is not None, "geometry does not fit"
+    cfgs = [cfg]
+    tb.layers = layers
+    for k in range(1, count):
+        end = cfgs[-1].pool_base + cfgs[-1].pool_bytes(layers)
+        base = -(-end // 4096) * 4096
+        for _ in range(50):
+            cfg = geometry(tb, rng, base=base, budget=48 << 10, layout=(first + k) % 2, layers=layers,
+                           use_opts=False, block_size=rng.choice([1, 2, 4, 16]), num_blocks=rng.randint(4, 8))
+            if cfg is not None:
+                cfgs.append(cfg)
+                break
+        else:
+            break       # no room: fewer pools configured
+    return cfgs
 
 
 class Scratch:
@@ -324,23 +366,37 @@ def put_words(tb, addr, words):
     tb.mem[addr:addr + 4 * len(words)] = np.asarray(words, dtype="<u4").view(np.uint8)
 
 
-def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=None):
-    """A random descriptor's fields (tables and source data written into memory)."""
+def random_descriptor(tb, scratch, rng, *, errors=True, ops=None, pool=None):
+    """A random descriptor's fields on a random configured pool (tables and source data written
+    into memory). With ``errors``, some carry an injected fault (bad block id, position beyond
+    the table, misaligned buffer, bad opcode, bad pool index, HND head range beyond the pool)."""
     ops = ops or [Op.GATHER, Op.GATHER, Op.APPEND, Op.APPEND, Op.BLOCK_COPY, Op.COPY, Op.FILL, Op.FENCE]
     op = rng.choice(ops)
+    pool = rng.randrange(len(tb.cfgs)) if pool is None else pool
+    cfg, layers = tb.cfgs[pool], tb.layers
     ts, bs, nb = cfg.token_stride, cfg.block_size, cfg.num_blocks
     flags = rng.choice([Flag.K, Flag.V, Flag.K | Flag.V])
     layer0 = rng.randrange(layers)
     nl = rng.randint(1, layers - layer0)
     status = scratch.alloc(8, 8) if rng.random() < 0.8 else 0
-    fields = {"op": op, "flags": flags, "layer0": layer0, "layers": nl, "status": status}
+    fields = {"op": op, "pool": pool, "flags": flags, "layer0": layer0, "layers": nl, "status": status}
     inject = errors and rng.random() < 0.25
-    sub = 0
-    if op in (Op.GATHER, Op.APPEND) and tb.heads > 1 and rng.random() < 0.35:
-        h0 = rng.randrange(tb.heads)
-        nh = rng.randint(1, tb.heads - h0)
-        sub = (h0 * tb.head_bytes) | (nh * tb.head_bytes) << 16     # heads [h0, h0 + nh)
-    row = (sub >> 16) or ts
+    sub, nh = 0, 1      # word 6 (head range); planes per (layer, K/V)
+    if cfg.layout == Layout.HND and op in (Op.GATHER, Op.APPEND, Op.BLOCK_COPY):
+        nh = cfg.heads
+        if cfg.heads > 1 and rng.random() < 0.5:
+            h0 = rng.randrange(cfg.heads)
+            nh = rng.randint(1, cfg.heads - h0)
+            sub = h0 | (0 if h0 + nh == cfg.heads and rng.random() < 0.5 else nh) << 16   # count 0: the rest
+        if inject and rng.random() < 0.3:
+            sub = rng.choice([cfg.heads, (cfg.heads - 1) | 2 << 16])     # beyond the pool's heads
+    elif op in (Op.GATHER, Op.APPEND) and cfg.heads > 1 and rng.random() < 0.35:
+        h0 = rng.randrange(cfg.heads)
+        n = rng.randint(1, cfg.heads - h0)
+        sub = (h0 * cfg.head_bytes) | (n * cfg.head_bytes) << 16     # NHD: heads [h0, h0 + n) as bytes
+    nhd_sub = cfg.layout == Layout.NHD and sub
+    row = (sub >> 16) if nhd_sub else ts
+    align = (sub & 0xFFFF) % tb.bus_bytes if nhd_sub else 0
     if op == Op.GATHER:
         L = rng.randint(1, min(4 * bs + 3, nb * bs))
         nblk = -(-L // bs)
@@ -355,7 +411,7 @@ def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=
         tlen = nblk - (1 if inject and rng.random() < 0.3 else 0)
         a = scratch.alloc(4 * nblk, 4)
         put_words(tb, a, bt)
-        dst = scratch.alloc(L * ts * 2 * nl) + (sub & 0xFFFF) % tb.bus_bytes
+        dst = scratch.alloc(L * row * 2 * nl * nh) + align
         fields.update(count=L, a=a, b=dst, d=tlen, e=sub)
         if rng.random() < 0.3:
             fields["flags"] |= Flag.STREAM
@@ -368,20 +424,20 @@ def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=
             bt[rng.randrange(nidx)] = nb + rng.randrange(5)
         a = scratch.alloc(4 * nidx, 4)
         put_words(tb, a, bt)
-        src = scratch.alloc(n * ts * 2 * nl) + (sub & 0xFFFF) % tb.bus_bytes
+        src = scratch.alloc(n * row * 2 * nl * nh) + align
         fields.update(count=n, a=a, b=src, c=start, d=nidx, e=sub)
     elif op == Op.BLOCK_COPY:
         npairs = rng.randint(1, 3)
         ids = rng.sample(range(nb), min(nb, 2 * npairs))
         pairs = [(ids[2 * k], ids[2 * k + 1]) for k in range(len(ids) // 2)]
         mode = rng.choice([0, 0, Flag.SRC_HOST, Flag.DST_HOST])
-        hstride = 2 * nl * bs * ts
+        hstride = 2 * nl * nh * bs * ts
         host = scratch.alloc(hstride * (max(max(p) for p in pairs) + 1)) if mode else 0
         if inject and mode != Flag.SRC_HOST:
             pairs[-1] = (pairs[-1][0], nb + 1) if mode == 0 else (nb + 3, pairs[-1][1])
         a = scratch.alloc(8 * len(pairs), 8)
         put_words(tb, a, [w for pr in pairs for w in pr])
-        fields.update(count=len(pairs), a=a, b=host, d=hstride, flags=flags | mode)
+        fields.update(count=len(pairs), a=a, b=host, d=hstride, e=sub, flags=flags | mode)
     elif op == Op.COPY:
         rows = rng.choice([0, 1, 3])
         length = rng.randint(1, 3 * tb.bus_bytes + 40)
@@ -401,6 +457,8 @@ def random_descriptor(tb, model, cfg, layers, scratch, rng, *, errors=True, ops=
         fields.update(count=length, b=dst, c=rng.getrandbits(32))
     if errors and rng.random() < 0.03:
         fields["op"] = rng.choice([6, 9, 15])
+    if errors and rng.random() < 0.03:
+        fields["pool"] = rng.randrange(tb.params.get("pools", 2), 16)
     if errors and op != Op.GATHER and rng.random() < 0.02:
         fields["flags"] = fields.get("flags", 0) | Flag.STREAM
     return fields
@@ -414,52 +472,97 @@ async def setup(dut, **kw):
     return tb
 
 
+async def session(dut, *, stall=None, pools=None, **geometry_kw):
+    """The common preamble: reset, random memory, random geometries of the pools (``pools`` of
+    them, default all; ``geometry_kw`` shape the first), programmed. Returns
+    ``(tb, rng, model, scratch)``; ``tb.cfgs`` holds the pool configurations."""
+    tb = await setup(dut, stall=stall)
+    rng = random.Random(random.getrandbits(32))
+    model = await tb.configure(pool_geometries(tb, rng, count=pools, **geometry_kw))
+    return tb, rng, model, Scratch(tb)
+
+
 # ------------------------------------------------------------------------------ tests
 
 @cocotb.test()
 async def gather_append_basic(dut):
-    """GATHER and APPEND through block tables (random geometries), with status words."""
-    tb = await setup(dut)
-    rng = random.Random(random.getrandbits(32))
-    cfg, layers = geometry(tb, rng)
-    await tb.configure(cfg)
-    model = PagedKV(tb.mem, cfg)
-    scratch = Scratch(tb)
+    """GATHER and APPEND through block tables (random geometries and layouts, every pool), with
+    status words."""
+    tb, rng, model, scratch = await session(dut)
     for _ in range(int(tb.opts.get("count", 6))):
-        await tb.run(model, random_descriptor(tb, model, cfg, layers, scratch, rng, errors=False,
-                                              ops=[Op.GATHER, Op.APPEND]))
+        await tb.run(model, random_descriptor(tb, scratch, rng, errors=False, ops=[Op.GATHER, Op.APPEND]))
 
 
 @cocotb.test()
 async def random_operations(dut):
-    """Random sequences of every operation, with injected descriptor errors (bad block ids,
-    positions beyond the table, misaligned buffers, bad opcodes); whole image after each."""
+    """Random sequences of every operation on every pool (NHD and HND pools interleaved), with
+    injected descriptor errors (bad block ids, positions beyond the table, misaligned buffers,
+    bad opcodes, bad pool indices, head ranges beyond the pool); whole image after each."""
     tb = await setup(dut)
     rng = random.Random(random.getrandbits(32))
     for _ in range(int(tb.opts.get("geometries", 2))):
-        cfg, layers = geometry(tb, rng)
-        await tb.configure(cfg)
-        model = PagedKV(tb.mem, cfg)
+        model = await tb.configure(pool_geometries(tb, rng, layout=tb.opts.get("layout")))
         scratch = Scratch(tb)
         for _ in range(int(tb.opts.get("count", 12))):
-            await tb.run(model, random_descriptor(tb, model, cfg, layers, scratch, rng))
+            await tb.run(model, random_descriptor(tb, scratch, rng))
+
+
+@cocotb.test()
+async def hnd_layout(dut):
+    """Head-major pools on their own: GATHER (to memory and to m_axis), APPEND and BLOCK_COPY
+    (pool-side and host-side) with head ranges, checked against the numpy model."""
+    tb, rng, model, scratch = await session(dut, layout=Layout.HND, heads=tb_opt(dut, "heads", 4))
+    for pool in range(len(tb.cfgs)):
+        cfg = tb.cfgs[pool]
+        assert cfg.layout == (Layout.HND + pool) % 2
+    hnd = [k for k, cfg in enumerate(tb.cfgs) if cfg.layout == Layout.HND]
+    for _ in range(int(tb.opts.get("count", 10))):
+        await tb.run(model, random_descriptor(tb, scratch, rng, errors=False, pool=rng.choice(hnd),
+                                              ops=[Op.GATHER, Op.APPEND, Op.BLOCK_COPY]))
+
+
+@cocotb.test()
+async def pool_errors(dut):
+    """A descriptor naming a pool beyond the engine's ``pools``, a pool with block_size_log2 > 8
+    and an HND head range beyond the pool stop with BAD_POOL, BAD_CONFIG and HEAD_RANGE; nothing
+    is written, and the next descriptor on another pool is exact."""
+    tb, rng, model, scratch = await session(dut)
+    npools = tb.params.get("pools", 2)
+    st = scratch.alloc(8, 8)
+    await tb.run(model, {"op": Op.GATHER, "pool": npools + rng.randrange(16 - npools), "flags": Flag.K, "count": 1,
+                         "a": scratch.alloc(4, 4), "b": scratch.alloc(256), "d": 1, "status": st})
+    cfg = tb.cfgs[-1]
+    bad = KVConfig(**{**cfg.__dict__, "block_size": 512})
+    for name, value in bad.csr_values(len(tb.cfgs) - 1).items():
+        await tb.write_csr(name, value)
+    model.pools[len(tb.cfgs) - 1] = bad
+    await tb.run(model, {"op": Op.APPEND, "pool": len(tb.cfgs) - 1, "flags": Flag.V, "count": 1,
+                         "a": scratch.alloc(4, 4), "b": scratch.alloc(256), "d": 1, "status": st})
+    model = await tb.configure(tb.cfgs)
+    hnd = next((k for k, c in enumerate(tb.cfgs) if c.layout == Layout.HND), None)
+    if hnd is not None:
+        heads = tb.cfgs[hnd].heads
+        for e in (heads, (heads - 1) | 2 << 16, 0 | (heads + 1) << 16):
+            await tb.run(model, {"op": Op.BLOCK_COPY, "pool": hnd, "flags": Flag.K, "count": 1, "e": e,
+                                 "a": scratch.alloc(8, 8), "status": st})
+    await tb.run(model, random_descriptor(tb, scratch, rng, errors=False, pool=0,
+                                          ops=[Op.GATHER, Op.APPEND, Op.BLOCK_COPY]))
+
+
+def tb_opt(dut, name, default):
+    return json.loads(os.environ.get("SCOVILLE_KV", "{}")).get(name, default)
 
 
 @cocotb.test()
 async def ring_descriptors(dut):
     """Descriptors read from the ring in memory (head/tail registers), wrapping around."""
-    tb = await setup(dut)
-    rng = random.Random(random.getrandbits(32))
-    cfg, layers = geometry(tb, rng)
-    await tb.configure(cfg)
-    model = PagedKV(tb.mem, cfg)
-    scratch = Scratch(tb)
-    tb.ring = (len(tb.mem) // 2 - 1024, 2)     # below the scratch area, above the pool
+    tb, rng, model, scratch = await session(dut)
+    tb.ring = (len(tb.mem) // 2 - 1024, 2)     # below the scratch area, above the pools
     await tb.write_csr("ring_base", tb.ring[0])
     await tb.write_csr("ring_size_log2", 2)
     await tb.write_csr("ctrl", 3)
     for _ in range(6):
-        await tb.run(model, random_descriptor(tb, model, cfg, layers, scratch, rng), ring=True)
+        await tb.run(model, random_descriptor(tb, scratch, rng), ring=True)
     tail = await tb.read_csr("ring_tail")
     assert tail == 6 % 4, f"ring_tail {tail}, expected 2"
 
@@ -468,12 +571,8 @@ async def ring_descriptors(dut):
 async def bus_errors(dut):
     """SLVERR on a data read, a data write and a block-table read: error code, the faulting
     address inside the bad range, nothing written outside the window, no hang."""
-    tb = await setup(dut)
-    rng = random.Random(random.getrandbits(32))
-    cfg, layers = geometry(tb, rng, num_blocks=8)
-    await tb.configure(cfg)
-    model = PagedKV(tb.mem, cfg)
-    scratch = Scratch(tb)
+    tb, rng, model, scratch = await session(dut, num_blocks=8, layout=Layout.NHD)
+    cfg = tb.cfgs[0]
     L = 3 * cfg.block_size
     for kind in ("read", "write", "table"):
         bt = rng.sample(range(cfg.num_blocks), 3)
@@ -517,7 +616,7 @@ async def bus_errors(dut):
     # the engine still works afterwards (the aborted reads returned their reserved FIFO room)
     await tb.run(model, {"op": Op.FILL, "b": scratch.alloc(100), "count": 77, "c": 0xA5A55A5A, "status": 0})
     for _ in range(3):
-        await tb.run(model, random_descriptor(tb, model, cfg, layers, scratch, rng, errors=False,
+        await tb.run(model, random_descriptor(tb, scratch, rng, errors=False,
                                               ops=[Op.GATHER, Op.APPEND, Op.BLOCK_COPY]))
 
 
@@ -526,13 +625,10 @@ async def merged_bursts(dut):
     """Physically contiguous blocks become one segment: the data reads of a GATHER over blocks
     5..8 are exactly the 4 KiB- and max_burst-limited bursts of one range; scattered blocks are not
     merged."""
-    tb = await setup(dut, stall=0.0)
-    rng = random.Random(random.getrandbits(32))
+    tb, rng, model, scratch = await session(dut, stall=0.0, block_size=4, num_blocks=16, heads=1, head_dim=64,
+                                            elem_bytes=1, layout=Layout.NHD)
     B, max_burst = tb.bus_bytes, tb.params["max_burst"]
-    cfg, layers = geometry(tb, rng, block_size=4, num_blocks=16, heads=1, head_dim=64, elem_bytes=1)
-    await tb.configure(cfg)
-    model = PagedKV(tb.mem, cfg)
-    scratch = Scratch(tb)
+    cfg = tb.cfgs[0]
     for bt, merged in (([5, 6, 7, 8], True), ([9, 3, 12, 1], False)):
         a = scratch.alloc(16, 4)
         put_words(tb, a, bt)
@@ -557,12 +653,9 @@ async def merged_bursts(dut):
 @cocotb.test()
 async def reset_mid_gather(dut):
     """Reset in the middle of a long GATHER; after it the engine is idle and a fresh GATHER is exact."""
-    tb = await setup(dut)
-    rng = random.Random(random.getrandbits(32))
-    cfg, layers = geometry(tb, rng, block_size=16, num_blocks=16, heads=2, head_dim=64, elem_bytes=1)
-    await tb.configure(cfg)
-    model = PagedKV(tb.mem, cfg)
-    scratch = Scratch(tb)
+    tb, rng, model, scratch = await session(dut, block_size=16, num_blocks=16, heads=2, head_dim=64, elem_bytes=1,
+                                            layout=Layout.NHD)
+    cfg = tb.cfgs[0]
     bt = rng.sample(range(16), 8)
     a = scratch.alloc(32, 4)
     put_words(tb, a, bt)
@@ -578,7 +671,7 @@ async def reset_mid_gather(dut):
     assert problem is None, f"after reset: {problem}"
     assert await tb.read_csr("status") == 0, "engine not idle after reset"
     tb.done = 0
-    await tb.configure(cfg)
+    model = await tb.configure(tb.cfgs)
     await tb.run(model, fields)
 
 
@@ -602,8 +695,7 @@ async def bench(dut):
     await tb.reset()
     cfg = KVConfig(pool_base=64 << 10, num_blocks=nb, block_size=bs, token_stride=ts, block_stride=bs * ts,
                    layer_stride=2 * plane, v_offset=plane, bus_bytes=B)
-    await tb.configure(cfg)
-    model = PagedKV(tb.mem, cfg)
+    model = await tb.configure(cfg)
     rng = random.Random(1)
     pool_end = cfg.pool_base + 2 * plane
     tb.mem[cfg.pool_base:pool_end] = np.frombuffer(rng.randbytes(2 * plane), np.uint8)

@@ -6,9 +6,15 @@ initialises it with FILL descriptors (a 4-byte FILL writes one word: tables), ru
 (to memory and to ``m_axis``), APPEND, BLOCK_COPY and COPY descriptors against the numpy model,
 and finally streams the whole device out with a STREAM gather over an identity block table and
 compares it with the model's image byte for byte.
+
+``tests/test_kvdma.py`` runs a small configuration (a 256 KiB device with short queues, a light
+engine, -O0 Verilator model) in ``make test`` and the default-sized one as a slow test.
 """
 
+import json
+import os
 import random
+from dataclasses import dataclass
 
 import cocotb
 import numpy as np
@@ -21,18 +27,38 @@ from hw.hbm.controller import HBMController
 from hw.hbm.device import HBMDevice
 from hw.hbm.timing import HBMParams
 from hw.kvdma import KVDMA
-from hw.kvdma.descriptors import Err, Flag, Op, pack_descriptor
-from .kv_model import KVConfig, PagedKV
-from .tb_kvdma import KVTB, Scratch, geometry, random_descriptor
+from hw.kvdma.descriptors import Flag, Op, pack_descriptor
+from hw.params import Params, param
+from .kv_model import KVConfig
+from .tb import block_params
+from .tb_kvdma import KVTB, Scratch, pool_geometries, random_descriptor
+
+
+@dataclass(frozen=True)
+class KVDMAHBMParams(Params):
+    """The test top's parameters: the HBM device's size and queues, the engine's buffers."""
+    rows: int = param(32, lo=2, hi=1024, power_of_two=True, doc="HBM rows per bank (capacity 32 KiB per row)")
+    read_queue: int = param(32, lo=4, hi=64, power_of_two=True, doc="HBM controller read queue")
+    write_queue: int = param(32, lo=4, hi=64, power_of_two=True, doc="HBM controller write queue")
+    wq_high: int = param(24, lo=1, hi=64, doc="HBM write drain high mark")
+    wq_low: int = param(8, lo=0, hi=63, doc="HBM write drain low mark")
+    max_burst: int = param(64, lo=1, hi=256, power_of_two=True, doc="kvdma longest burst")
+    buffer_beats: int = param(512, lo=2, hi=4096, power_of_two=True, doc="kvdma data FIFO")
+    outstanding: int = param(16, lo=1, hi=64, doc="kvdma bursts in flight")
+    seg_depth: int = param(32, lo=2, hi=64, doc="kvdma segment FIFOs")
+    pools: int = param(2, lo=1, hi=4, doc="kvdma cache pools")
 
 
 class KVDMAOverHBM(wiring.Component):
     """Test top: ``KVDMA`` (256-bit) -> ``HBMController`` -> ``HBMDevice``; the engine's CSR,
     descriptor and stream ports are the top's."""
 
-    def __init__(self, *, rows=32):
-        self.dma = KVDMA(bus_width=256)
-        self.ctrl = HBMController(HBMParams(id_width=2, rows=rows))
+    def __init__(self, *, rows=32, read_queue=32, write_queue=32, wq_high=24, wq_low=8, max_burst=64,
+                 buffer_beats=512, outstanding=16, seg_depth=32, pools=2):
+        self.dma = KVDMA(bus_width=256, max_burst=max_burst, buffer_beats=buffer_beats, outstanding=outstanding,
+                         seg_depth=seg_depth, pools=pools)
+        self.ctrl = HBMController(HBMParams(id_width=2, rows=rows, read_queue=read_queue, write_queue=write_queue,
+                                            wq_high=wq_high, wq_low=wq_low))
         self.device = HBMDevice(self.ctrl.timing)
         super().__init__({
             "s_axil": In(AXI4LiteSignature(addr_width=8, data_width=32)),
@@ -53,8 +79,8 @@ class KVDMAOverHBM(wiring.Component):
         return m
 
 
-def kvdma_hbm(*, rows=32):
-    return KVDMAOverHBM(rows=rows)
+def kvdma_hbm(**params):
+    return KVDMAOverHBM(**params)
 
 
 async def fill(tb, model, addr, length, pattern):
@@ -72,33 +98,34 @@ async def sync_words(tb, model, before):
 
 @cocotb.test()
 async def through_hbm(dut):
-    capacity = 16 * int(tb_rows()) * 32 * 32
+    opts = json.loads(os.environ.get("SCOVILLE_KV", "{}"))
+    capacity = 16 * block_params().get("rows", 32) * 32 * 32
     tb = KVTB(dut, mem_size=capacity, ram=False, stall=0.2, timeout=5000)
     await tb.reset()
     rng = random.Random(random.getrandbits(32))
-    cfg, layers = geometry(tb, rng, block_size=4, heads=2, head_dim=64, elem_bytes=1, num_blocks=8)
-    await tb.configure(cfg)
-    model = PagedKV(tb.mem, cfg)
-    # varied contents: FILLs of random patterns over the pool and the scratch half
-    for _ in range(24):
+    model = await tb.configure(pool_geometries(tb, rng, block_size=4, heads=2, head_dim=64, elem_bytes=1,
+                                               num_blocks=8))
+    # varied contents: FILLs of random patterns over the pools and the scratch half
+    for _ in range(int(opts.get("fills", 24))):
         start = rng.randrange(0, capacity - 4096)
         await fill(tb, model, start, rng.randint(1, 4096), rng.getrandbits(32))
     scratch = Scratch(tb)
-    for _ in range(10):
+    for _ in range(int(opts.get("count", 10))):
         before = tb.mem.copy()
-        fields = random_descriptor(tb, model, cfg, layers, scratch, rng, errors=False,
-                                   ops=[Op.GATHER, Op.BLOCK_COPY, Op.COPY, Op.FILL])
+        fields = random_descriptor(tb, scratch, rng, errors=False, ops=[Op.GATHER, Op.BLOCK_COPY, Op.COPY, Op.FILL])
         fields["status"] = 0     # a status word would land where the model does not look
         await sync_words(tb, model, before)
         await tb.run(model, fields)
-    # APPEND from whatever a region holds
-    bt = rng.sample(range(cfg.num_blocks), 2)
-    before = tb.mem.copy()
-    a = scratch.alloc(8, 4)
-    tb.mem[a:a + 8] = np.asarray(bt, "<u4").view(np.uint8)
-    await sync_words(tb, model, before)
-    await tb.run(model, {"op": Op.APPEND, "flags": Flag.K | Flag.V, "count": 5, "a": a,
-                         "b": scratch.alloc(5 * cfg.token_stride * 2), "c": 1, "d": 2})
+    # APPEND from whatever a region holds, on every pool
+    for pool, cfg in enumerate(tb.cfgs):
+        bt = rng.sample(range(cfg.num_blocks), 2)
+        before = tb.mem.copy()
+        a = scratch.alloc(8, 4)
+        tb.mem[a:a + 8] = np.asarray(bt, "<u4").view(np.uint8)
+        await sync_words(tb, model, before)
+        planes = 2 * (cfg.heads if cfg.layout else 1)
+        await tb.run(model, {"op": Op.APPEND, "pool": pool, "flags": Flag.K | Flag.V, "count": 3, "a": a,
+                             "b": scratch.alloc(3 * cfg.token_stride * planes), "c": 1, "d": 2})
     # read the whole device back through a STREAM gather over an identity table
     chunk = 4096
     n = capacity // chunk
@@ -117,8 +144,3 @@ async def through_hbm(dut):
     assert len(got) == capacity, f"readback: {len(got)} bytes, expected {capacity}"
     diff = np.flatnonzero(np.frombuffer(got, np.uint8) != expected)
     assert not len(diff), f"{len(diff)} bytes differ in the device, first at {int(diff[0]):#x}"
-
-
-def tb_rows():
-    from .tb import block_params
-    return block_params().get("rows", 32)

@@ -6,7 +6,7 @@ These constants are shared by the gateware (:mod:`hw.kvdma.engine`), the golden 
 Descriptor: 256 bits = eight little-endian 32-bit words (32 bytes in a ring slot; the same
 vector on the ``s_desc`` stream port, word ``k`` at bits ``[32k, 32k+32)``)::
 
-    w0  [3:0] opcode   [15:8] flags   [23:16] layer0   [31:24] layers (0 means 1)
+    w0  [3:0] opcode   [7:4] pool   [15:8] flags   [23:16] layer0   [31:24] layers (0 means 1)
     w1  count    GATHER: seq_len tokens; APPEND: new tokens; BLOCK_COPY: pairs;
                  COPY: bytes per row; FILL: bytes
     w2  a        GATHER/APPEND: block table address (4-byte entries);
@@ -16,12 +16,14 @@ vector on the ``s_desc`` stream port, word ``k`` at bits ``[32k, 32k+32)``)::
     w4  c        APPEND: position of the first new token; FILL: 32-bit pattern; COPY: rows (0 = 1)
     w5  d        GATHER/APPEND: block table length (entries); BLOCK_COPY: host block stride;
                  COPY: source row stride
-    w6  e        COPY: destination row stride; GATHER/APPEND: head range of each token row,
-                 [15:0] byte offset, [31:16] bytes (0: the whole row)
+    w6  e        COPY: destination row stride; head range of GATHER/APPEND (and BLOCK_COPY
+                 in an HND pool): NHD pool: [15:0] byte offset, [31:16] bytes of each token row
+                 (0: the whole row); HND pool: [15:0] first head, [31:16] heads (0: the rest)
     w7  status   address of the 8-byte completion status (0: none); 8-byte aligned
 """
 
-__all__ = ["Op", "Flag", "Err", "DESC_BYTES", "CSR_NAMES", "pack_descriptor", "status_word"]
+__all__ = ["Op", "Flag", "Err", "Layout", "DESC_BYTES", "MAX_POOLS", "POOL_FIELDS", "CSR_NAMES", "csr_names",
+           "csr_address", "pool_reg", "geometry_word", "pack_descriptor", "status_word"]
 
 
 class Op:
@@ -47,21 +49,55 @@ class Err:
     WRITE_ERR = 6       # SLVERR/DECERR on a data write
     TABLE_ERR = 7       # SLVERR/DECERR reading a block table, pair list or ring descriptor
     BAD_CONFIG = 8      # block_size_log2 > 8
+    BAD_POOL = 9        # pool index >= the engine's `pools` (GATHER/APPEND/BLOCK_COPY)
+    HEAD_RANGE = 10     # HND pool: head range beyond the pool's heads (or empty)
+
+
+class Layout:
+    """Cache layout of a pool (``geometry`` CSR bit 8)."""
+    NHD = 0     # [num_blocks, block_size, heads, head_dim]: a token row holds every head
+    HND = 1     # [num_blocks, heads, block_size, head_dim]: a head's tokens are contiguous
 
 
 DESC_BYTES = 32
 
-# CSR map: register k at byte offset 4k (see hw.kvdma.engine.KVDMA for each field's meaning).
-CSR_NAMES = [
-    "ctrl", "pool_base", "num_blocks", "block_size_log2", "token_stride", "block_stride",
-    "layer_stride", "v_offset", "ring_base", "ring_size_log2", "ring_head", "ring_tail",
-    "status", "done_count", "err_code", "err_addr", "err_item", "irq_status", "ack", "info",
-]
+# CSR map: register k at byte offset 4k. Global registers first, then pool k's eight registers
+# at 16 + 8k (13..15 are reserved and read 0). See hw.kvdma.engine.KVDMA for each field.
+MAX_POOLS = 4
+GLOBAL_CSRS = ["ctrl", "ring_base", "ring_size_log2", "ring_head", "ring_tail", "status", "done_count",
+               "err_code", "err_addr", "err_item", "irq_status", "ack", "info",
+               "reserved13", "reserved14", "reserved15"]
+POOL_FIELDS = ["base", "num_blocks", "geometry", "token_stride", "head_stride", "block_stride",
+               "layer_stride", "v_offset"]
 
 
-def pack_descriptor(op, *, flags=0, layer0=0, layers=1, count=0, a=0, b=0, c=0, d=0, e=0, status=0):
+def pool_reg(pool, field):
+    """Name of pool ``pool``'s register ``field`` (one of :data:`POOL_FIELDS`)."""
+    return f"pool{pool}_{field}"
+
+
+def csr_names(pools):
+    """Register names of an engine with ``pools`` cache pools, in address order."""
+    return GLOBAL_CSRS + [pool_reg(k, f) for k in range(pools) for f in POOL_FIELDS]
+
+
+CSR_NAMES = csr_names(MAX_POOLS)
+
+
+def csr_address(name):
+    """Byte address of register ``name`` (the same for every ``pools``)."""
+    return 4 * CSR_NAMES.index(name)
+
+
+def geometry_word(block_size_log2, layout=Layout.NHD, heads=0):
+    """Value of a pool's ``geometry`` register: ``[3:0]`` block_size_log2, ``[8]`` layout
+    (1: HND), ``[31:16]`` heads (HND: the pool's KV heads)."""
+    return (block_size_log2 & 0xF) | (layout & 1) << 8 | (heads & 0xFFFF) << 16
+
+
+def pack_descriptor(op, *, pool=0, flags=0, layer0=0, layers=1, count=0, a=0, b=0, c=0, d=0, e=0, status=0):
     """The 256-bit descriptor as an ``int`` (use ``.to_bytes(32, "little")`` for a ring slot)."""
-    words = [(op & 0xF) | (flags & 0xFF) << 8 | (layer0 & 0xFF) << 16 | (layers & 0xFF) << 24,
+    words = [(op & 0xF) | (pool & 0xF) << 4 | (flags & 0xFF) << 8 | (layer0 & 0xFF) << 16 | (layers & 0xFF) << 24,
              count, a, b, c, d, e, status]
     value = 0
     for k, w in enumerate(words):

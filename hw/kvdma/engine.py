@@ -24,14 +24,14 @@ the bus width (``MISALIGNED`` otherwise), which holds whenever pool base, stride
 bus-aligned. Lengths and offsets are byte-granular.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..axi import AXI4LiteSignature, AXI4Signature, AXIStreamSignature, Burst
 from ..csr import CSRBlock, Register
-from .descriptors import CSR_NAMES, Err, Flag, Op
+from .descriptors import POOL_FIELDS, Err, Flag, Op, csr_names, pool_reg
 from .params import KVDMAParams
 
 
@@ -92,9 +92,9 @@ class KVDMA(wiring.Component):
         Level interrupt: ``ctrl.irq_enable & (irq_status != 0)``.
     """
 
-    def __init__(self, *, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=32):
+    def __init__(self, *, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=32, pools=2):
         self.p = KVDMAParams(bus_width=bus_width, max_burst=max_burst, outstanding=outstanding,
-                             buffer_beats=buffer_beats, seg_depth=seg_depth)
+                             buffer_beats=buffer_beats, seg_depth=seg_depth, pools=pools)
         super().__init__({
             "m_axi": Out(AXI4Signature(addr_width=ADDR_W, data_width=bus_width, id_width=2)),
             "s_axil": In(AXI4LiteSignature(addr_width=8, data_width=32)),
@@ -103,13 +103,12 @@ class KVDMA(wiring.Component):
             "irq": Out(1),
         })
 
-    @staticmethod
-    def registers():
-        widths = {"block_size_log2": 4, "ring_size_log2": 5}
+    def registers(self):
+        widths = {"ring_size_log2": 5, "reserved13": 1, "reserved14": 1, "reserved15": 1}
         ro = {"ring_tail", "status", "done_count", "err_code", "err_addr", "err_item",
-              "irq_status", "info"}
+              "irq_status", "info", "reserved13", "reserved14", "reserved15"}
         return [Register(name, "ro" if name in ro else "rw", widths.get(name, 32),
-                         strobe=(name == "ack")) for name in CSR_NAMES]
+                         strobe=(name == "ack")) for name in csr_names(self.p.pools)]
 
     def elaborate(self, platform):
         m = Module()
@@ -122,24 +121,36 @@ class KVDMA(wiring.Component):
 
         m.submodules.csr = csr = CSRBlock(self.registers(), addr_width=8, data_width=32)
         wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
-        bs_log2 = Signal(4)
-        m.d.comb += bs_log2.eq(csr.block_size_log2)
-        bs_mask = Signal(ADDR_W)
-        m.d.comb += bs_mask.eq((Const(1, ADDR_W) << bs_log2) - 1)
         m.d.comb += csr.info.eq(lgB | exact_log2(p.max_burst) << 4 | p.outstanding << 8
-                                | exact_log2(p.buffer_beats) << 16 | 1 << 24)
+                                | exact_log2(p.buffer_beats) << 16 | p.pools << 20 | 2 << 24)
 
         # ---------------------------------------------------------------- descriptor registers
         desc = Signal(256)
-        d_op, d_flags = Signal(4), Signal(8)
+        d_op, d_flags, d_pool = Signal(4), Signal(8), Signal(4)
         d_layer0, d_layers = Signal(8), Signal(8)
         d_count, d_a, d_b, d_c, d_d, d_e, d_status = (Signal(32, name=f"d_{n}") for n in "cnt a b c d e st".split())
         m.d.comb += [
-            d_op.eq(desc[0:4]), d_flags.eq(desc[8:16]), d_layer0.eq(desc[16:24]),
+            d_op.eq(desc[0:4]), d_pool.eq(desc[4:8]), d_flags.eq(desc[8:16]), d_layer0.eq(desc[16:24]),
             d_layers.eq(Mux(desc[24:32] == 0, 1, desc[24:32])),
             d_count.eq(desc[32:64]), d_a.eq(desc[64:96]), d_b.eq(desc[96:128]), d_c.eq(desc[128:160]),
             d_d.eq(desc[160:192]), d_e.eq(desc[192:224]), d_status.eq(desc[224:256]),
         ]
+
+        # ---------------------------------------------------------------- pool configuration
+        # The descriptor's pool registers are sampled when it starts (ctl START), together with
+        # the values derived from them (block mask, block bytes, head count, plane count): the
+        # CSR multiplexer and the variable shift stay off the generator's address paths, and
+        # software may reprogram one pool while a descriptor on another runs.
+        cfg = {f: Signal(32, name=f"cfg_{f}") for f in POOL_FIELDS}
+        sel = {f: (getattr(csr, pool_reg(0, f)) if p.pools == 1
+                   else Array(getattr(csr, pool_reg(k, f)) for k in range(p.pools))[d_pool])
+               for f in POOL_FIELDS}
+        bs_log2, hnd, heads = cfg["geometry"][0:4], cfg["geometry"][8], cfg["geometry"][16:32]
+        bs_mask, blk_bytes = Signal(ADDR_W), Signal(ADDR_W)    # block_size - 1, token_stride * block_size
+        n_heads = Signal(16)                                    # planes per (layer, K/V): HND heads, else 1
+        n_planes = Signal(32)
+        head_bad = Signal()
+        h_first, h_num = d_e[0:16], d_e[16:32]                  # HND head range (descriptor word 6)
 
         # ---------------------------------------------------------------- error latch
         # First error of a descriptor wins; it aborts everything not yet issued.
@@ -335,7 +346,8 @@ class KVDMA(wiring.Component):
         # ---------------------------------------------------------------- generator
         gen_start, gen_done = Signal(), Signal()
         plane_base = Signal(ADDR_W)
-        li, kv = Signal(8), Signal()
+        prod_l, prod_h, kv_base = Signal(ADDR_W), Signal(ADDR_W), Signal(ADDR_W)
+        li, kv, hi = Signal(8), Signal(), Signal(16)
         j = Signal(32)
         gitem = Signal(32)                # item index across all planes (reported on errors)
         rem = Signal(32)                  # GATHER: tokens of this plane not yet covered
@@ -347,8 +359,8 @@ class KVDMA(wiring.Component):
         s_src, s_dst, s_len, s_fill = Signal(ADDR_W), Signal(ADDR_W), Signal(32), Signal()
         pv, p_src, p_dst, p_len, p_fill, p_item = (Signal(), Signal(ADDR_W), Signal(ADDR_W), Signal(32),
                                                    Signal(), Signal(32))
-        ts = csr.token_stride
-        nb = csr.num_blocks
+        ts = cfg["token_stride"]
+        nb = cfg["num_blocks"]
         is_g, is_a, is_bc = d_op == Op.GATHER, d_op == Op.APPEND, d_op == Op.BLOCK_COPY
         planar = is_g | is_a | is_bc
         has_k, has_v = d_flags[0], d_flags[1]
@@ -370,7 +382,7 @@ class KVDMA(wiring.Component):
         g_code, g_addr = Signal(8), Signal(ADDR_W)
         # Sub-row (a head range): bytes [sub_off, sub_off + sub_len) of every token row.
         sub_off, sub_len = d_e[0:16], d_e[16:32]
-        sub = (is_g | is_a) & (sub_len != 0)
+        sub = (is_g | is_a) & ~hnd & (sub_len != 0)     # HND pools: word 6 is a head range
         row_len = Signal(32)
         m.d.comb += row_len.eq(Mux(sub, sub_len, ts))
         t_cnt, t_off, t_sub = Signal(9), Signal(ADDR_W), Signal(ADDR_W)
@@ -402,7 +414,7 @@ class KVDMA(wiring.Component):
         with m.FSM(name="gen") as gen:
             with m.State("IDLE"):
                 with m.If(gen_start):
-                    m.d.sync += [li.eq(0), kv.eq(~has_k), j.eq(0), gitem.eq(0), pv.eq(0), cache_valid.eq(0),
+                    m.d.sync += [li.eq(0), kv.eq(~has_k), hi.eq(0), j.eq(0), gitem.eq(0), pv.eq(0), cache_valid.eq(0),
                                  hoff.eq(0), dcur.eq(d_b), scur.eq(Mux(is_a, d_b, d_a))]
                     with m.If(planar):
                         with m.If(has_k | has_v):
@@ -414,23 +426,31 @@ class KVDMA(wiring.Component):
                     with m.Else():
                         m.next = "IDLE"
             with m.State("PLANE"):
+                # a plane is (layer, K/V, head): HND heads are planes of their own
                 m.d.sync += [
-                    plane_base.eq(csr.pool_base + (d_layer0 + li) * csr.layer_stride
-                                  + Mux(kv, csr.v_offset, 0)),
+                    prod_l.eq((d_layer0 + li) * cfg["layer_stride"]),
+                    prod_h.eq(Mux(hnd, (h_first + hi) * cfg["head_stride"], 0)),
+                    kv_base.eq(cfg["base"] + Mux(kv, cfg["v_offset"], 0)),
                     j.eq(0), rem.eq(d_count),
                 ]
+                m.next = "PLANE_SUM"
+            with m.State("PLANE_SUM"):
+                m.d.sync += plane_base.eq(kv_base + prod_l + prod_h)
                 m.next = "ITEM"
             with m.State("ITEM"):
                 with m.If(err):
                     m.next = "STOP"
                 with m.Elif(j == n_items):
                     with m.If(planar):
-                        m.d.sync += hoff.eq(hoff + (ts << bs_log2))
-                        with m.If(~kv & has_v):
-                            m.d.sync += kv.eq(1)
+                        m.d.sync += hoff.eq(hoff + blk_bytes)
+                        with m.If(hi + 1 < n_heads):
+                            m.d.sync += hi.eq(hi + 1)
+                            m.next = "PLANE"
+                        with m.Elif(~kv & has_v):
+                            m.d.sync += [kv.eq(1), hi.eq(0)]
                             m.next = "PLANE"
                         with m.Elif(li + 1 < d_layers):
-                            m.d.sync += [li.eq(li + 1), kv.eq(~has_k)]
+                            m.d.sync += [li.eq(li + 1), kv.eq(~has_k), hi.eq(0)]
                             m.next = "PLANE"
                         with m.Else():
                             m.next = "FLUSH"
@@ -481,8 +501,8 @@ class KVDMA(wiring.Component):
                 # Products are registered here and used in SEG (one multiplier stage per cycle).
                 id_a = x0
                 m.d.sync += [
-                    prod_a.eq(id_a * Mux(is_bc & src_host, d_d, csr.block_stride)),
-                    prod_b.eq(x1 * Mux(dst_host, d_d, csr.block_stride)),
+                    prod_a.eq(id_a * Mux(is_bc & src_host, d_d, cfg["block_stride"])),
+                    prod_b.eq(x1 * Mux(dst_host, d_d, cfg["block_stride"])),
                     tokoff.eq(Mux(is_g, ntok * row_len, (pos & bs_mask) * ts)),
                     t_cnt.eq(0), t_off.eq(0), t_sub.eq(0),
                 ]
@@ -513,7 +533,7 @@ class KVDMA(wiring.Component):
                         m.d.sync += [
                             s_src.eq(Mux(src_host, d_b + prod_a + hoff, plane_base + prod_a)),
                             s_dst.eq(Mux(dst_host, d_b + prod_b + hoff, plane_base + prod_b)),
-                            s_len.eq(ts << bs_log2),
+                            s_len.eq(blk_bytes),
                         ]
                 m.next = "EMIT"
             with m.State("EMIT"):
@@ -589,13 +609,13 @@ class KVDMA(wiring.Component):
         m.d.comb += n_fetch.eq(Mux(n_items < d_d, n_items, d_d))
         pf_plane_beats = Signal(32)
         m.d.comb += pf_plane_beats.eq(Mux(n_fetch == 0, 0, ((d_a & (B - 1)) + (n_fetch << 2) + (B - 1)) >> lgB))
-        pf_left, pf_planes = Signal(32), Signal(10)
+        pf_left, pf_planes = Signal(32), Signal(32)
         pf_addr = Signal(ADDR_W)
         pf_space = Signal(range(TBL_BEATS + 1))
         pf_load = Signal()
         m.d.comb += pf_load.eq((pf_left != 0) & ~err & (pf_space < TBL_BEATS) & (~gar_valid | gar_fire))
         with m.If(gen_start & is_g):
-            m.d.sync += [pf_planes.eq(d_layers * (has_k.as_unsigned() + has_v.as_unsigned())),
+            m.d.sync += [pf_planes.eq(n_planes),
                          pf_left.eq(0), pf_addr.eq(d_a & ~(B - 1))]
         with m.Elif(pf_load):
             m.d.sync += [gar_valid.eq(1), gar_addr.eq(pf_addr), pf_addr.eq(pf_addr + B), pf_left.eq(pf_left - 1)]
@@ -635,9 +655,10 @@ class KVDMA(wiring.Component):
         c_err = Signal()
         c_code, c_addr = Signal(8), Signal(ADDR_W)
         raise_error(c_err, c_code, c_addr, 0)
-        op_bad, cfg_bad, base_bad = Signal(), Signal(), Signal()
+        op_bad, cfg_bad, base_bad, pool_bad = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [
-            op_bad.eq((d_op > Op.FILL) | (to_stream & ~is_g)), cfg_bad.eq(csr.block_size_log2 > 8),
+            op_bad.eq((d_op > Op.FILL) | (to_stream & ~is_g)),
+            pool_bad.eq(planar & (d_pool >= p.pools)), cfg_bad.eq(planar & (bs_log2 > 8)),
             base_bad.eq((d_status[:3] != 0) | ((is_g | is_a) & (d_a[:2] != 0)) | (is_bc & (d_a[:3] != 0))),
         ]
         m.d.comb += [csr.ring_tail.eq(ring_tail), csr.done_count.eq(done_count),
@@ -671,10 +692,25 @@ class KVDMA(wiring.Component):
                     with m.If(axi.rlast):
                         m.next = "START"
             with m.State("START"):
+                # sample the pool (see "pool configuration"); checked in CFG
+                s_lg, s_geo = sel["geometry"][0:4], sel["geometry"]
+                s_heads = Mux(s_geo[8] & planar, Mux(h_num == 0, s_geo[16:32] - h_first, h_num), 1)
+                m.d.sync += [cfg[f].eq(sel[f]) for f in POOL_FIELDS]
+                m.d.sync += [
+                    bs_mask.eq((Const(1, ADDR_W) << s_lg) - 1),
+                    blk_bytes.eq(sel["token_stride"] << s_lg),
+                    n_heads.eq(s_heads),
+                    n_planes.eq(d_layers * (has_k.as_unsigned() + has_v.as_unsigned()) * s_heads[:16]),
+                    head_bad.eq(s_geo[8] & planar & Mux(h_num == 0, h_first >= s_geo[16:32],
+                                                        h_first + h_num > s_geo[16:32])),
+                ]
                 with m.If(err):
                     # The ring slot could not be read: there is no trustworthy status address.
                     m.next = "FINISH"
-                with m.Elif(op_bad | cfg_bad | base_bad):
+                with m.Else():
+                    m.next = "CFG"
+            with m.State("CFG"):
+                with m.If(op_bad | pool_bad | cfg_bad | base_bad | head_bad):
                     m.next = "DRAIN"
                 with m.Else():
                     m.d.comb += gen_start.eq(1)
@@ -713,13 +749,14 @@ class KVDMA(wiring.Component):
         ring_err, start_err, st_err = Signal(), Signal(), Signal()
         m.d.comb += [
             ring_err.eq(ctl.ongoing("RING") & axi.rvalid & (axi.rid == ID_RING) & r_err),
-            start_err.eq(ctl.ongoing("START") & ~err & (op_bad | cfg_bad | base_bad)),
+            start_err.eq(ctl.ongoing("CFG") & ~err & (op_bad | pool_bad | cfg_bad | base_bad | head_bad)),
             st_err.eq(ctl.ongoing("STATUS") & axi.bvalid & (axi.bid == ID_TABLE) & b_err),
             c_err.eq(ring_err | start_err | st_err),
             c_code.eq(Mux(ring_err, Err.TABLE_ERR, Mux(st_err, Err.WRITE_ERR,
-                      Mux(op_bad, Err.BAD_OPCODE, Mux(cfg_bad, Err.BAD_CONFIG, Err.MISALIGNED))))),
-            c_addr.eq(Mux(ring_err, ring_addr, Mux(st_err | (d_status[:3] != 0), d_status,
-                      Mux(op_bad | cfg_bad, 0, d_a)))),
+                      Mux(op_bad, Err.BAD_OPCODE, Mux(pool_bad, Err.BAD_POOL, Mux(cfg_bad, Err.BAD_CONFIG,
+                      Mux(base_bad, Err.MISALIGNED, Err.HEAD_RANGE))))))),
+            c_addr.eq(Mux(ring_err, ring_addr, Mux(st_err, d_status,
+                      Mux(op_bad | pool_bad | cfg_bad | ~base_bad, 0, Mux(d_status[:3] != 0, d_status, d_a))))),
         ]
         m.d.comb += [
             status_ctl.eq(ctl.ongoing("STATUS")), busy.eq(~ctl.ongoing("IDLE")),

@@ -17,6 +17,7 @@ class KVDMAParams(Params):
     buffer_beats: int = param(512, lo=2, hi=4096, power_of_two=True,
                               doc="data FIFO depth in beats (>= 2 * max_burst)")
     seg_depth: int = param(32, lo=2, hi=64, doc="segment FIFO depth (>= read latency / beats per segment for full rate)")
+    pools: int = param(2, lo=1, hi=4, doc="cache pools (each with its own base, geometry, layout and strides)")
 
     def check(self):
         if self.buffer_beats < 2 * self.max_burst:
