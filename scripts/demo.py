@@ -81,7 +81,7 @@ def main():
         start = time.monotonic()
         print(f"[demo] {name}: elaborate, simulate, synthesise ...", file=sys.stderr, flush=True)
         try:
-            verilog = elaborate(name, params, block.factory)
+            verilog = elaborate(name, params, block.rtl_factory)
             # A block without a workload (a unit like noc_router) has no bench: elaborate and
             # synthesise it only.
             bench = run_bench(block, params, workload) if block.bench_params else {}

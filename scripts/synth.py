@@ -140,7 +140,7 @@ def _yosys(workdir, source, top, target, stat_name):
 
 def _fmax(workdir, block, params, target):
     harness_top = "fmax_harness"
-    harness = FmaxHarness(block.factory(**params))
+    harness = FmaxHarness(block.rtl_factory(**params))
     (workdir / "harness.v").write_text(to_verilog(harness, harness_top))
     script = [f"read_verilog harness.v", _SYNTH_COMMANDS[target][0].format(top=harness_top)]
     (workdir / "harness.ys").write_text("\n".join(script) + "\n")
@@ -167,7 +167,7 @@ def synthesize(block, params, target, *, fmax=False):
     if fmax and target not in FMAX_TARGETS:
         raise ValueError(f"--fmax: not available for target {target!r} (accepted: {', '.join(FMAX_TARGETS)})")
     flow = hashlib.sha256(json.dumps([_SYNTH_COMMANDS[target], _NEXTPNR.get(target)]).encode()).hexdigest()[:6]
-    workdir = build_root() / "synth" / f"{block.name}-{params_key(block.name, params, block.factory)}-{target}-{flow}"
+    workdir = build_root() / "synth" / f"{block.name}-{params_key(block.name, params, block.rtl_factory)}-{target}-{flow}"
     workdir.mkdir(parents=True, exist_ok=True)
     cached = workdir / ("result_fmax.json" if fmax else "result.json")
     if cached.exists():
@@ -175,7 +175,7 @@ def synthesize(block, params, target, *, fmax=False):
     with file_lock(workdir.with_name(workdir.name + ".lock")):
         if cached.exists():
             return json.loads(cached.read_text())
-        source = elaborate(block.name, params, block.factory)
+        source = elaborate(block.name, params, block.rtl_factory)
         shutil.copy(source, workdir / "design.v")
         _yosys(workdir, "design.v", block.name, target, "stat.json")
         result = {"block": block.name, "params": params, "target": target,

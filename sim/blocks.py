@@ -13,7 +13,7 @@ from hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
 from hw.noc.mesh import NoCBenchParams, NoCParams, noc
 from hw.noc.router import RouterParams, noc_router
 from hw.noc.axi_bridge import NoCAXIParams, noc_axi
-from hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory
+from hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory, hbm_controller
 from hw.hbm.stack import HBMStackParams, hbm_stack
 
 
@@ -28,7 +28,9 @@ class Block:
     ``testbench`` is the cocotb module whose ``bench`` test ``scoville bench`` runs, with the
     workload options of ``bench_params`` (a :class:`Params` set: sizes, patterns, counts — not
     hardware parameters) handed over as ``verif.tb.bench_args()``; the test hands its result
-    dict back with ``verif.tb.write_bench_result``.
+    dict back with ``verif.tb.write_bench_result``. ``rtl(**params)``, when given, builds the
+    deliverable RTL that ``scoville verilog`` writes and ``scoville synth`` measures, where the
+    simulation top ``factory`` wraps it with test-only parts (a memory model, traffic generators).
     """
     name: str
     summary: str
@@ -37,6 +39,11 @@ class Block:
     testbench: str
     status: str = "done"
     bench_params: type[Params] | None = None
+    rtl: Callable | None = None
+
+    @property
+    def rtl_factory(self):
+        return self.rtl or self.factory
 
     def configure(self, **overrides):
         """Validated parameter set from defaults plus ``overrides``."""
@@ -82,7 +89,7 @@ BLOCKS = {block.name: block for block in [
           "verif.tb_noc_axi"),
     Block("hbm", "HBM pseudo-channel controller (AXI4, FR-FCFS with age limit, JEDEC timing, refresh) "
           "with a behavioural device", HBMParams, hbm_block_factory, "verif.tb_hbm", status="partial",
-          bench_params=HBMBenchParams),
+          bench_params=HBMBenchParams, rtl=hbm_controller),
     Block("hbm_stack", "N HBM pseudo-channels (controller + device each) behind one AXI4 port, "
           "address-interleaved, responses in request order", HBMStackParams, hbm_stack, "verif.tb_hbm",
           status="partial"),

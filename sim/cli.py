@@ -169,7 +169,7 @@ def cmd_verilog(args):
     block, params, _ = _block_and_params(args)
     if out is None:
         raise UsageError("-o: missing output file (scoville verilog BLOCK ... -o FILE.v)")
-    text = elaborate(block.name, params, block.factory).read_text()
+    text = elaborate(block.name, params, block.rtl_factory).read_text()
     if out == "-":
         sys.stdout.write(text)
     else:

@@ -89,6 +89,7 @@ def params_key(name: str, params: dict, factory) -> str:
     blob = json.dumps({"block": name, "params": params}, sort_keys=True)
     h = hashlib.sha256((blob + source_digest()).encode())
     h.update(Path(inspect.getsourcefile(factory)).read_bytes())
+    h.update(factory.__qualname__.encode())  # two factories of one file build different tops
     return h.hexdigest()[:12]
 
 

@@ -29,6 +29,13 @@ def test_hbm_verilator():
     run_block("hbm", SMALL, "verif.tb_hbm", sim="verilator", testcase=r"^(?!.*bench)", fast_compile=True)
 
 
+def test_hbm_per_bank_refresh():
+    """Per-bank refresh: random traffic, refresh rate (REFPB count and every bank's deadline),
+    bounded wait; the model checks tRFCpb, tRREFD and REFPB as an ACT for tRRD/tFAW."""
+    run_block("hbm", {**SMALL, "refresh": "per_bank"}, "verif.tb_hbm", sim="verilator",
+              testcase=r"short_mix|refresh_rate|bounded_wait|hot_rows", fast_compile=True)
+
+
 def test_hbm_icarus(icarus):
     """The Icarus subset: error responses, read-after-write, idle latency."""
     run_block("hbm", SMALL, "verif.tb_hbm", sim=icarus,

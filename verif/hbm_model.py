@@ -11,6 +11,11 @@ the ``hbm`` block) and checks, per command:
 * PRE/PREA of an open bank: tRAS after ACT, tRTP after RD, CWL + BL + tWR after WR;
 * REF: tRP after the last PRE of every bank, tRFC after the previous REF; the n-th refresh
   must come by ``n*tREFI + postpone*tREFI + slack`` (slack: closing all banks);
+* REFPB (per-bank refresh): bank closed, tRP after its PRE, tRFCpb after its previous REFPB;
+  tRREFD after a REFPB of another bank; counted as an ACT for tRRD and tFAW; an ACT needs
+  tRFCpb after a REFPB of its bank and tRREFD after one of another bank. The n-th REFPB must
+  come by ``n*tREFI/banks + postpone*tREFI + slack`` and no bank may go more than
+  ``(postpone+1)*tREFI + slack`` without one;
 * RD: tRCD_RD after ACT; tCCD_S/L after RD; CWL + BL + tWTR_S/L after WR;
 * WR: tRCD_WR after ACT; tCCD_S/L after WR; CL + BL + 2 - CWL after RD;
 * data: write data exactly CWL cycles after each WR (and never otherwise), read data exactly CL
@@ -32,11 +37,14 @@ TIMING_TABLE = {
     # HBM2-2000, tCK 1.0 ns: Ramulator 2.1 hbm2.py preset (reference table row 1); tRFC 8 Gb.
     "hbm2": {"BG": 4, "BA": 4, "COLS": 32, "BL": 2, "CL": 14, "CWL": 5, "tRCDRD": 14, "tRCDWR": 12,
              "tRP": 14, "tRAS": 34, "tRC": 48, "tWR": 16, "tRTP": 5, "tCCDS": 2, "tCCDL": 4,
-             "tRRDS": 4, "tRRDL": 4, "tFAW": 15, "tWTRS": 6, "tWTRL": 8, "tRFC": 350, "tREFI": 3900},
+             "tRRDS": 4, "tRRDL": 4, "tFAW": 15, "tWTRS": 6, "tWTRL": 8, "tRFC": 350, "tREFI": 3900,
+             # Per-bank refresh: not in the reference table; JEDEC-typical values (assumption).
+             "tRFCpb": 160, "tRREFD": 8},
     # HBM3-6400, tCK 0.625 ns: Ramulator 2.1 hbm3.py preset (reference table row 2); tRFC 350 ns.
     "hbm3": {"BG": 4, "BA": 4, "COLS": 32, "BL": 2, "CL": 20, "CWL": 10, "tRCDRD": 31, "tRCDWR": 15,
              "tRP": 26, "tRAS": 45, "tRC": 72, "tWR": 33, "tRTP": 9, "tCCDS": 2, "tCCDL": 4,
-             "tRRDS": 4, "tRRDL": 5, "tFAW": 24, "tWTRS": 7, "tWTRL": 10, "tRFC": 560, "tREFI": 6240},
+             "tRRDS": 4, "tRRDL": 5, "tFAW": 24, "tWTRS": 7, "tWTRL": 10, "tRFC": 560, "tREFI": 6240,
+             "tRFCpb": 320, "tRREFD": 8},
 }
 
 # Block parameter name -> table key, for tests that override a timing on the block.
@@ -44,9 +52,10 @@ _PARAM_KEYS = {"bank_groups": "BG", "banks_per_group": "BA", "columns": "COLS", 
                "cl": "CL", "cwl": "CWL", "trcd_rd": "tRCDRD", "trcd_wr": "tRCDWR", "trp": "tRP",
                "tras": "tRAS", "trc": "tRC", "twr": "tWR", "trtp": "tRTP", "tccd_s": "tCCDS",
                "tccd_l": "tCCDL", "trrd_s": "tRRDS", "trrd_l": "tRRDL", "tfaw": "tFAW",
-               "twtr_s": "tWTRS", "twtr_l": "tWTRL", "trfc": "tRFC", "trefi": "tREFI"}
+               "twtr_s": "tWTRS", "twtr_l": "tWTRL", "trfc": "tRFC", "trefi": "tREFI",
+               "trfcpb": "tRFCpb", "trrefd": "tRREFD"}
 
-ROW_NAMES = {0: None, 1: "ACT", 2: "PRE", 3: "PREA", 4: "REF"}
+ROW_NAMES = {0: None, 1: "ACT", 2: "PRE", 3: "PREA", 4: "REF", 5: "REFPB"}
 COL_NAMES = {0: None, 1: "RD", 2: "WR"}
 NEVER = -(1 << 40)
 
@@ -59,6 +68,7 @@ def model_timing(block_params):
             table[key] = block_params[name]
     table["ROWS"] = block_params.get("rows", 32)
     table["POSTPONE"] = block_params.get("refresh_postpone", 1)
+    table["PER_BANK"] = block_params.get("refresh", "all_bank") == "per_bank"
     return table
 
 
@@ -87,7 +97,7 @@ class HBMChannelModel:
         self.mem = self._memories.setdefault(prefix, {})
         self.violations = []
         self.data_errors = 0
-        self.counts = {k: 0 for k in ("ACT", "PRE", "PREA", "REF", "RD", "WR")}
+        self.counts = {k: 0 for k in ("ACT", "PRE", "PREA", "REF", "REFPB", "RD", "WR")}
         self.cycle = 0
         self._reset_state()
         self._task = cocotb.start_soon(self._run())
@@ -106,6 +116,9 @@ class HBMChannelModel:
         self.bg_wr = [(NEVER, None)] * t["BG"]
         self.acts = []  # cycles of recent ACTs (tFAW)
         self.last_ref = (NEVER, None)
+        self.last_refpb = [(NEVER, None)] * nb
+        self.last_refpb_any = (NEVER, None, None)  # (cycle, what, bank)
+        self.refreshed_at = [self.cycle] * nb
         self.any_rd = (NEVER, None)
         self.refreshes = 0
         self.epoch = self.cycle  # refresh intervals count from (re)start
@@ -142,24 +155,9 @@ class HBMChannelModel:
         self.counts[name] += 1
         if name == "ACT":
             what = f"ACT bank {bank} row {row}"
-            if self.open[bank] is not None:
-                self._report(f"bank state violated at cycle {c}: {what} while row {self.open[bank]} is open")
-            self._need("tRP", what, self.last_pre[bank], t["tRP"])
-            self._need("tRC", what, self.last_act[bank], t["tRC"])
-            self._need("tRFC", what, self.last_ref, t["tRFC"])
-            g = self._bg(bank)
-            for h in range(t["BG"]):
-                if h == g:
-                    self._need("tRRD_L", what, self.bg_act[h], t["tRRDL"])
-                else:
-                    self._need("tRRD_S", what, self.bg_act[h], t["tRRDS"])
-            if len(self.acts) >= 4:
-                self._need("tFAW", what + " (5th ACT in window)", self.acts[-4], t["tFAW"])
-            ev = (c, what)
+            self._act_like(bank, what)
             self.open[bank] = row
-            self.last_act[bank] = ev
-            self.bg_act[g] = ev
-            self.acts = (self.acts + [ev])[-4:]
+            self.last_act[bank] = (c, what)
         elif name in ("PRE", "PREA"):
             banks = [bank] if name == "PRE" else range(len(self.open))
             for b in banks:
@@ -180,6 +178,39 @@ class HBMChannelModel:
             self._need("tRFC", what, self.last_ref, t["tRFC"])
             self.last_ref = (c, what)
             self.refreshes += 1
+            self.refreshed_at = [c] * len(self.open)
+        elif name == "REFPB":
+            what = f"REFPB bank {bank}"
+            self._act_like(bank, what)
+            self.last_refpb[bank] = (c, what)
+            self.last_refpb_any = (c, what, bank)
+            self.refreshed_at[bank] = c
+            self.refreshes += 1
+
+    def _act_like(self, bank, what):
+        """Checks shared by ACT and REFPB (which counts as an ACT): the bank is closed and
+        precharged (tRP, tRC), no refresh is running on it (tRFC, tRFCpb) nor just started on
+        another bank (tRREFD), tRRD_S/L and tFAW; then the ACT-like event is recorded."""
+        t, c = self.t, self.cycle
+        if self.open[bank] is not None:
+            self._report(f"bank state violated at cycle {c}: {what} while row {self.open[bank]} is open")
+        self._need("tRP", what, self.last_pre[bank], t["tRP"])
+        self._need("tRC", what, self.last_act[bank], t["tRC"])
+        self._need("tRFC", what, self.last_ref, t["tRFC"])
+        self._need("tRFCpb", what, self.last_refpb[bank], t["tRFCpb"])
+        if self.last_refpb_any[2] != bank:
+            self._need("tRREFD", what, self.last_refpb_any[:2], t["tRREFD"])
+        g = self._bg(bank)
+        for h in range(t["BG"]):
+            if h == g:
+                self._need("tRRD_L", what, self.bg_act[h], t["tRRDL"])
+            else:
+                self._need("tRRD_S", what, self.bg_act[h], t["tRRDS"])
+        if len(self.acts) >= 4:
+            self._need("tFAW", what + " (5th ACT in window)", self.acts[-4], t["tFAW"])
+        ev = (c, what)
+        self.bg_act[g] = ev
+        self.acts = (self.acts + [ev])[-4:]
 
     def col_command(self, cmd, bank, col):
         t, c = self.t, self.cycle
@@ -251,14 +282,27 @@ class HBMChannelModel:
     def _refresh_deadline(self):
         t = self.t
         slack = t["tRC"] + t["CWL"] + t["BL"] + t["tWR"] + t["tRP"] + 8
+        nb = t["BG"] * t["BA"]
+        if t["PER_BANK"]:
+            slack += t["tRREFD"] + t["tFAW"]
         elapsed = self.cycle - self.epoch - slack
         if elapsed <= 0:
             return
-        due = elapsed // t["tREFI"] - t["POSTPONE"]
+        if t["PER_BANK"]:
+            due = elapsed // (t["tREFI"] // nb) - t["POSTPONE"] * nb
+        else:
+            due = elapsed // t["tREFI"] - t["POSTPONE"]
         if self.refreshes < due:
             self._report(f"tREFI violated at cycle {self.cycle}: {self.refreshes} refreshes since cycle "
-                         f"{self.epoch}, {due} due (tREFI {t['tREFI']}, postponement {t['POSTPONE']})")
+                         f"{self.epoch}, {due} due (tREFI {t['tREFI']}, postponement {t['POSTPONE']}, "
+                         f"{'per-bank' if t['PER_BANK'] else 'all-bank'})")
             self.refreshes = due  # report each missed refresh once
+        limit = (t["POSTPONE"] + 1) * t["tREFI"] + slack
+        for bank, at in enumerate(self.refreshed_at):
+            if self.cycle - at > limit:
+                self._report(f"tREFI violated at cycle {self.cycle}: bank {bank} not refreshed since "
+                             f"cycle {at} (limit {limit} cycles)")
+                self.refreshed_at[bank] = self.cycle  # once per miss
 
     # ------------------------------------------------------------------ sampling
     async def _run(self):

@@ -375,7 +375,8 @@ async def bounded_wait(dut):
     close = max(t["tRAS"], t["CWL"] + t["BL"] + t["tWR"], t["tRTP"]) + t["tRP"]
     one = close + max(t["tRCDRD"], t["tRCDWR"]) + max(t["CL"] + t["BL"] + 2 - t["CWL"],
                                                      t["CWL"] + t["BL"] + t["tWTRL"]) + t["tCCDL"]
-    bound = p["age_limit"] + 2 * one + close + t["tRFC"] + t["CL"] + 8
+    refresh = t["tRFCpb"] + t["tRREFD"] if t["PER_BANK"] else t["tRFC"]
+    bound = p["age_limit"] + 2 * one + close + refresh + t["CL"] + 8
     worst = max(tb.latencies)
     dut._log.info(f"bounded_wait: worst latency {worst}, bound {bound}, {victims} conflicting reads")
     assert worst <= bound, f"a read waited {worst} cycles > bound {bound}"
@@ -395,9 +396,16 @@ async def refresh_rate(dut):
     await random_traffic(tb, 300, write_frac=0.3)
     await tb.drain()
     elapsed = tb.cycle - start
-    refs = tb.model.counts["REF"]
-    assert refs >= elapsed // t["tREFI"] - t["POSTPONE"], f"{refs} REF in {elapsed} cycles"
-    assert refs <= elapsed // t["tREFI"] + 1, f"{refs} REF in {elapsed} cycles: too many"
+    if t["PER_BANK"]:
+        command, banks = "REFPB", t["BG"] * t["BA"]
+        interval, postpone = t["tREFI"] // banks, t["POSTPONE"] * banks
+        assert tb.model.counts["REF"] == 0
+    else:
+        command, interval, postpone = "REF", t["tREFI"], t["POSTPONE"]
+        assert tb.model.counts["REFPB"] == 0
+    refs = tb.model.counts[command]
+    assert refs >= elapsed // interval - postpone, f"{refs} {command} in {elapsed} cycles"
+    assert refs <= elapsed // interval + 1, f"{refs} {command} in {elapsed} cycles: too many"
     assert int(dut.stats_refreshes.value) == refs
     tb.finish_checks()
 

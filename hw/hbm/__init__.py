@@ -6,7 +6,7 @@ from ..params import Params, param
 from .timing import HBMParams, HBMTiming, PRESETS
 
 
-__all__ = ["HBMParams", "HBMTiming", "PRESETS", "HBMBenchParams", "hbm_block_factory"]
+__all__ = ["HBMParams", "HBMTiming", "PRESETS", "HBMBenchParams", "hbm_block_factory", "hbm_controller"]
 
 
 @dataclass(frozen=True)
@@ -23,3 +23,9 @@ class HBMBenchParams(Params):
 def hbm_block_factory(**params):
     from .system import hbm_system
     return hbm_system(**params)
+
+
+def hbm_controller(**params):
+    """The ``hbm`` block's deliverable RTL: one pseudo-channel controller (AXI4 in, PHY out)."""
+    from .controller import HBMController
+    return HBMController(HBMParams(**params))

@@ -27,6 +27,7 @@ class RowCmd(enum.IntEnum):
     PRE = 2
     PREA = 3
     REF = 4
+    REFPB = 5  # per-bank refresh (HBM2 "REFSB") of ``row_bank``
 
 
 class ColCmd(enum.IntEnum):
@@ -42,8 +43,8 @@ def _bits(n):
 class PHYSignature(wiring.Signature):
     """Controller-side command/data bus of one pseudo-channel (a DFI-like abstraction).
 
-    Row bus: ``row_cmd`` (:class:`RowCmd`), ``row_bank`` (flat ``bg*banks_per_group+ba``),
-    ``row_row``. Column bus: ``col_cmd`` (:class:`ColCmd`), ``col_bank``, ``col_col`` (atom in the
+    Row bus: ``row_cmd`` (:class:`RowCmd`), ``row_bank`` (flat ``bg*banks_per_group+ba``; also
+    the bank of REFPB), ``row_row``. Column bus: ``col_cmd`` (:class:`ColCmd`), ``col_bank``, ``col_col`` (atom in the
     row). A command is issued in every cycle its bus is not NOP (no handshake). Write data
     (``wr_valid``, ``wr_data``, ``wr_strb``: one 32-byte atom) is driven exactly ``cwl`` cycles
     after its WR; read data (``rd_valid``, ``rd_data``) arrives exactly ``cl`` cycles after its RD.
@@ -142,10 +143,17 @@ class HBMController(wiring.Component):
     ``burst`` cycles for row hits alternating bank groups (tCCD_S = burst), one per ``tccd_l``
     within one bank group.
 
-    Refresh: every ``trefi`` cycles one all-bank refresh becomes owed; it is issued when no
-    request is queued, or forced once more than ``refresh_postpone`` are owed (all banks are then
-    closed with PREA and REF issued; requests wait). Each due refresh is thus issued within
-    ``refresh_postpone * trefi + trc + cwl + burst + twr + trp`` cycles of its due time.
+    Refresh, ``refresh="all_bank"``: every ``trefi`` cycles one all-bank refresh becomes owed;
+    it is issued when no request is queued, or forced once more than ``refresh_postpone`` are
+    owed (all banks are then closed with PREA and REF issued; requests wait). Each due refresh
+    is thus issued within ``refresh_postpone * trefi + trc + cwl + burst + twr + trp`` cycles of
+    its due time. ``refresh="per_bank"``: every ``trefi // banks`` cycles a refresh of the next
+    bank in round-robin order becomes owed; REFPB is issued when that bank has no queued request
+    (after closing it if open), or forced once more than ``refresh_postpone * banks`` are owed
+    (column commands and ACTs to that bank stop, it is precharged, REFPB issued). The other
+    banks keep working: tRFCpb blocks only the refreshed bank; REFPB is spaced from other REFPBs
+    and ACTs by tRREFD and, like an ACT, counts for tRRD and tFAW (conservative: LPDDR4/DDR5
+    state it, the HBM2 figures at hand do not).
 
     Parameters
     ----------
@@ -186,7 +194,7 @@ class HBMController(wiring.Component):
         t = self.timing
         close = max(t.tras, t.wr_to_pre, t.trtp) + t.trp
         one = close + max(t.trcd_rd, t.trcd_wr) + max(t.rtw, t.wtr(True)) + t.tccd_l
-        refresh = close + t.trfc
+        refresh = close + (t.trfc if self.params.refresh == "all_bank" else t.trfcpb + t.trrefd)
         return self.params.age_limit + 2 * one + refresh
 
     def elaborate(self, platform):
@@ -220,6 +228,8 @@ class HBMController(wiring.Component):
         is_pre = row_issue == RowCmd.PRE
         is_prea = row_issue == RowCmd.PREA
         is_ref = row_issue == RowCmd.REF
+        is_refpb = row_issue == RowCmd.REFPB
+        act_like = is_act | is_refpb  # for tRRD and tFAW
         is_rd = col_issue == ColCmd.RD
         is_wr = col_issue == ColCmd.WR
         col_bg = col_bank >> ba_bits if ba_bits else col_bank
@@ -239,14 +249,16 @@ class HBMController(wiring.Component):
         for b in range(NB):
             act_b = is_act & (row_bank == b)
             pre_b = (is_pre & (row_bank == b)) | (is_prea & is_open[b])
-            b_act.append(_Timer(m, f"b{b}_act", [(act_b, t.trc), (pre_b, t.trp), (is_ref, t.trfc)]))
+            refpb_b = is_refpb & (row_bank == b)
+            b_act.append(_Timer(m, f"b{b}_act", [(act_b, t.trc), (pre_b, t.trp), (is_ref, t.trfc),
+                                                 (refpb_b, t.trfcpb)]))
             b_rd.append(_Timer(m, f"b{b}_rd", [(act_b, t.trcd_rd)]))
             b_wr.append(_Timer(m, f"b{b}_wr", [(act_b, t.trcd_wr)]))
             b_pre.append(_Timer(m, f"b{b}_pre", [(act_b, t.tras), (is_rd & (col_bank == b), t.trtp),
                                                  (is_wr & (col_bank == b), t.wr_to_pre)]))
         g_act, g_rd, g_wr = [], [], []
         for g in range(NG):
-            same_act = is_act & (row_bg == g)
+            same_act = act_like & (row_bg == g)
             same_col = col_bg == g
             g_act.append(_Timer(m, f"g{g}_act", [(same_act, t.trrd_l)]))
             g_rd.append(_Timer(m, f"g{g}_rd", [
@@ -256,14 +268,14 @@ class HBMController(wiring.Component):
             g_wr.append(_Timer(m, f"g{g}_wr", [
                 (is_wr & same_col, t.tccd_l), (is_wr & ~same_col, t.tccd_s),
                 (is_rd, max(t.rtw, t.tccd_l))]))
-        act_any = _Timer(m, "act_any", [(is_act, t.trrd_s)])
+        act_any = _Timer(m, "act_any", [(is_act, t.trrd_s), (is_refpb, max(t.trrd_s, t.trrefd))])
         # tFAW: four slots, each busy for tfaw cycles after the ACT it holds; an ACT needs a free slot.
         faw = [Signal(range(t.tfaw), name=f"faw{k}") for k in range(4)]
         faw_free = Cat(*[f == 0 for f in faw])
         faw_ok = faw_free.any()
         taken = Const(0, 1)
         for k, f in enumerate(faw):
-            take = is_act & faw_free[k] & ~taken
+            take = act_like & faw_free[k] & ~taken
             taken = taken | faw_free[k]
             m.d.sync += f.eq(Mux(take, t.tfaw - 1, Mux(f == 0, 0, f - 1)))
 
@@ -368,17 +380,38 @@ class HBMController(wiring.Component):
         m.d.comb += r_any.eq(Cat(*r_ready).any())
 
         # ---------------------------------------------------------------- refresh
-        refi = Signal(range(t.trefi))
-        owed = Signal(range(p.refresh_postpone + 3))
-        ref_active = Signal()
+        per_bank = p.refresh == "per_bank"
+        interval = t.trefi // NB if per_bank else t.trefi
+        postpone = p.refresh_postpone * (NB if per_bank else 1)
+        refi = Signal(range(interval))
+        owed = Signal(range(postpone + 3))
+        ref_active = Signal()  # all-bank refresh under way: no new ACT or column command
         due = refi == 0
-        m.d.sync += refi.eq(Mux(due, t.trefi - 1, refi - 1))
-        m.d.sync += owed.eq(owed + due - is_ref)
+        m.d.sync += refi.eq(Mux(due, interval - 1, refi - 1))
+        m.d.sync += owed.eq(owed + due - (is_refpb if per_bank else is_ref))
         idle = ~Cat(*r_q).any() & (w_cnt == 0)
-        with m.If(~ref_active & (owed != 0) & ((owed > p.refresh_postpone) | idle)):
-            m.d.sync += ref_active.eq(1)
-        with m.If(is_ref):
-            m.d.sync += ref_active.eq(0)
+        if not per_bank:
+            with m.If(~ref_active & (owed != 0) & ((owed > postpone) | idle)):
+                m.d.sync += ref_active.eq(1)
+            with m.If(is_ref):
+                m.d.sync += ref_active.eq(0)
+        # Per-bank: the owed refreshes go to banks in round-robin order.
+        ref_bank = Signal(range(NB))
+        with m.If(is_refpb):
+            m.d.sync += ref_bank.eq(ref_bank + 1 if NB > 1 else 0)
+        pb_want = Signal()    # the next per-bank refresh may go now
+        pb_forced = Signal()  # ... and must: ACTs and column commands to ref_bank stop
+        pb_bank = Signal(NB)  # one-hot of ref_bank while pb_want (held closed)
+        if per_bank:
+            wanted = Const(0, NB)  # banks with a queued request of either direction
+            for i in range(RQ):
+                wanted = wanted | Mux(r_q[i], Const(1, NB) << r_bank[i], 0)
+            for j in range(WQ):
+                wanted = wanted | Mux(w_valid[j], Const(1, NB) << w_bank[j], 0)
+            m.d.comb += [pb_forced.eq(owed > postpone),
+                         pb_want.eq((owed != 0) & (pb_forced | ~wanted.bit_select(ref_bank, 1))),
+                         pb_bank.eq(Mux(pb_want, Const(1, NB) << ref_bank, 0))]
+        col_held = Mux(pb_forced, pb_bank, 0)  # banks no column command may use
 
         # ---------------------------------------------------------------- mode (read / write)
         wmode = Signal()
@@ -398,8 +431,10 @@ class HBMController(wiring.Component):
         r_starve_mode = r_starved & ~wmode
         w_starve_mode = w_starved & wmode
         r_col_ok = [r_ready[i] & r_hit[i] & bank_rd_ok.bit_select(r_bank[i], 1)
+                    & ~col_held.bit_select(r_bank[i], 1)
                     & (~r_starve_mode | (r_old == i)) for i in range(RQ)]
         w_col_ok = [w_valid[j] & w_hit[j] & bank_wr_ok.bit_select(w_bank[j], 1)
+                    & ~col_held.bit_select(w_bank[j], 1)
                     & (~w_starve_mode | (w_old == j)) for j in range(WQ)]
         rc_any, rc_idx = _oldest(m, "rcol", r_col_ok, r_head_i, RQ)
         wc_any, wc_idx = _oldest(m, "wcol", w_col_ok, w_head_i, WQ)
@@ -440,7 +475,7 @@ class HBMController(wiring.Component):
             # A starved request that is not a hit may close its bank despite pending hits.
             keep = (hit_pending.bit_select(bank, 1) & ~(starve_mode & (old_bank == bank) & ~old_hit)) \
                 | col_busy.bit_select(bank, 1)
-            act = ready & closed & bank_act_ok.bit_select(bank, 1)
+            act = ready & closed & bank_act_ok.bit_select(bank, 1) & ~pb_bank.bit_select(bank, 1)
             pre = ready & ~closed & ~hit & bank_pre_ok.bit_select(bank, 1) & ~keep
             return act | pre
 
@@ -463,6 +498,12 @@ class HBMController(wiring.Component):
             with m.If(idle_close[b]):
                 m.d.comb += ic_bank.eq(b)
 
+        # Per-bank refresh: close ref_bank (when no column command uses it this cycle), then REFPB.
+        pb_open = is_open.bit_select(ref_bank, 1)
+        pb_go = pb_want & Mux(pb_open, bank_pre_ok.bit_select(ref_bank, 1) & ~col_busy.bit_select(ref_bank, 1),
+                              bank_act_ok.bit_select(ref_bank, 1))
+        pb_cmd = Mux(pb_open, RowCmd.PRE, RowCmd.REFPB)
+
         with m.If(ref_active):
             # Close every bank at once (PREA) when each open bank allows it, then refresh.
             with m.If(is_open.any()):
@@ -470,13 +511,17 @@ class HBMController(wiring.Component):
                     m.d.comb += row_issue.eq(RowCmd.PREA)
             with m.Elif(all_act_idle):
                 m.d.comb += row_issue.eq(RowCmd.REF)
+        with m.Elif(pb_forced & pb_go):
+            m.d.comb += [row_bank.eq(ref_bank), row_issue.eq(pb_cmd)]
         with m.Elif(q_any):
             m.d.comb += [row_bank.eq(q_bank), row_row.eq(q_row),
                          row_issue.eq(Mux(is_open.bit_select(q_bank, 1), RowCmd.PRE, RowCmd.ACT))]
+        with m.Elif(pb_go):
+            m.d.comb += [row_bank.eq(ref_bank), row_issue.eq(pb_cmd)]
         with m.Elif(idle_close.any()):
             m.d.comb += [row_bank.eq(ic_bank), row_issue.eq(RowCmd.PRE)]
-        row_for_r = ~ref_active & q_any & ~wmode
-        row_for_w = ~ref_active & q_any & wmode
+        row_for_r = ~ref_active & ~(pb_forced & pb_go) & q_any & ~wmode
+        row_for_w = ~ref_active & ~(pb_forced & pb_go) & q_any & wmode
 
         # ---------------------------------------------------------------- AXI read front end
         ar_active = Signal()
@@ -625,7 +670,7 @@ class HBMController(wiring.Component):
         col_any = rd_issue | wr_issue
         events = {"reads": rd_issue, "writes": wr_issue, "row_hits": col_any & (col_cls == 0),
                   "row_misses": col_any & (col_cls == 1), "row_conflicts": col_any & (col_cls == 2),
-                  "refreshes": is_ref, "activates": is_act, "precharges": is_pre | is_prea}
+                  "refreshes": is_ref | is_refpb, "activates": is_act, "precharges": is_pre | is_prea}
         for name, ev in events.items():
             m.d.sync += getattr(stats, name).eq(getattr(stats, name) + ev)
         m.d.comb += [stats.rq_level.eq(r_count), stats.wq_level.eq(w_cnt)]

@@ -138,7 +138,10 @@ class _HBMParamsBase(Params):
                          doc="address bit order, most significant first (co = atom in row)")
     xor_bank: bool = param(False, doc="XOR bank and bank-group bits with low row bits")
     page_policy: str = param("open", choices=("open", "closed"), doc="row buffer policy")
-    refresh_postpone: int = param(1, lo=0, hi=8, doc="refreshes that may be postponed (JEDEC: 8)")
+    refresh: str = param("all_bank", choices=("all_bank", "per_bank"),
+                         doc="refresh mode: all-bank REF every tREFI, or one bank every tREFI/banks")
+    refresh_postpone: int = param(1, lo=0, hi=8,
+                                  doc="tREFI intervals a refresh may be postponed (JEDEC: 8)")
     read_queue: int = param(32, lo=4, hi=64, power_of_two=True, doc="read queue / reorder entries")
     write_queue: int = param(32, lo=4, hi=64, power_of_two=True, doc="write queue entries")
     wq_high: int = param(24, lo=1, hi=64, doc="write drain starts at this write-queue level")
