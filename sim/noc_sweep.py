@@ -20,7 +20,8 @@ DEFAULT_RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8,
 
 def bench_point(params, workload, *, sim="verilator", seed=None, fast_compile=True):
     """One ``bench`` run of the ``noc`` block; returns the result dict. ``fast_compile``: an
-    -O0 Verilator model (a 4x4 mesh compiles several times faster; the cycles are the same)."""
+    -O0 Verilator model (a 4x4 mesh compiles several times faster; the cycles are the same).
+    The bench only touches the block's ports, so only those are public (a smaller model)."""
     from .blocks import get_block
     block = get_block("noc")
     full = block.configure(**params).as_dict()
@@ -28,7 +29,7 @@ def bench_point(params, workload, *, sim="verilator", seed=None, fast_compile=Tr
         out = Path(tmp) / "bench.json"
         run(block, full, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
             env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)},
-            fast_compile=fast_compile and sim == "verilator")
+            fast_compile=fast_compile and sim == "verilator", ports_only=True)
         return json.loads(out.read_text())
 
 

@@ -139,19 +139,37 @@ def _icarus_source(verilog, build_dir):
     return patched
 
 
-def build(block, params, sim, *, fast_compile=False):
+def _ports_only_args(verilog, top, build_dir):
+    """Verilator arguments that make only the top level's ports visible to cocotb.
+
+    cocotb's runner passes ``--public-flat-rw``, which keeps every internal signal as a public
+    VPI variable: Verilator can then neither inline nor drop them, and for a big flattened
+    design (an 8x8 mesh: ~100 MB of C++) the C++ compile dominates. A testbench that only
+    touches ports does not need that; a Verilator config file re-marks just the ports."""
+    ports = json.loads(verilog.with_name("ports.json").read_text())
+    names = sorted(set(ports) | {"clk", "rst"})
+    vlt = build_dir.with_name(build_dir.name + ".vlt")
+    vlt.write_text("`verilator_config\n" + "".join(
+        f'public_flat_rw -module "{top}" -var "{name}"\n' for name in names))
+    return ["--no-public-flat-rw", str(vlt)]
+
+
+def build(block, params, sim, *, fast_compile=False, ports_only=False):
     """Compile the block for ``sim`` once; return ``(build_dir, top_name)``.
 
-    ``fast_compile`` builds Verilator models at -O0 (a separate cached build)."""
+    ``fast_compile`` builds Verilator models at -O0 (a separate cached build); ``ports_only``
+    makes only the top-level ports accessible from cocotb on Verilator (a much smaller model
+    for large designs, see :func:`_ports_only_args`; a separate cached build)."""
     _require(sim)
     verilog = elaborate(block.name, params, block.factory)
     waves = _waves()
     fast = fast_compile and sim == "verilator"
+    only = ports_only and sim == "verilator"
     # Keyed on the Verilog text, not on the Python sources: an edit elsewhere in hw/ re-elaborates
     # (cheap) but does not recompile simulators whose Verilog came out the same (expensive).
     text_key = hashlib.sha256(verilog.read_bytes()).hexdigest()[:12]
     build_dir = build_root() / "sim" / f"{block.name}-{text_key}-{sim}" \
-        f"{'-O0' if fast else ''}{'-waves' if waves else ''}"
+        f"{'-O0' if fast else ''}{'-ports' if only else ''}{'-waves' if waves else ''}"
     stamp = build_dir / "built.stamp"
     if stamp.exists():
         return build_dir, block.name
@@ -166,7 +184,9 @@ def build(block, params, sim, *, fast_compile=False):
             with _make_vars(make_vars):
                 runner.build(
                     sources=[source], hdl_toplevel=block.name, build_dir=build_dir,
-                    build_args=VERILATOR_BUILD_ARGS if sim == "verilator" else [],
+                    build_args=(VERILATOR_BUILD_ARGS + (_ports_only_args(verilog, block.name, build_dir)
+                                                        if only else []))
+                    if sim == "verilator" else [],
                     timescale=("1ns", "1ps"), waves=waves, log_file=log, always=True)
         except (RuntimeError, SystemExit) as exc:
             raise SimulationFailed(f"{sim} build of {block.name} {params} failed ({exc}); "
@@ -195,7 +215,7 @@ def _failures(results_xml):
 
 
 def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env=None,
-        fast_compile=False):
+        fast_compile=False, ports_only=False):
     """Run cocotb ``module`` (e.g. ``"verif.tb_skid_buffer"``) on ``block`` built with ``params``.
 
     Returns a :class:`RunResult`; raises :class:`SimulationFailed` when any cocotb test fails
@@ -204,7 +224,7 @@ def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env
     ``$SCOVILLE_SEED`` or 1, so runs repeat exactly.
     """
     __tracebackhide__ = True  # pytest shows the SimulationFailed message, not runner internals
-    build_dir, top = build(block, params, sim, fast_compile=fast_compile)
+    build_dir, top = build(block, params, sim, fast_compile=fast_compile, ports_only=ports_only)
     if seed is None:
         seed = int(os.environ.get("SCOVILLE_SEED", "1"))
     tag = f"{re.sub(r'[^A-Za-z0-9_]+', '_', testcase or 'all')}-s{seed}-p{os.getpid()}-{next(_run_counter)}"

@@ -17,14 +17,82 @@ import random
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, Event, RisingEdge
+from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiMaster, AxiRam
+from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 from cocotbext.axi.constants import AxiResp
+from cocotbext.axi.memory import Memory
 
 from .stream import random_pause
 from .tb import TB
 
 
 PAGE = 4096
+
+
+class _InterleavingRead(AxiRamRead):
+    """Read side that keeps every accepted AR open and sends the beats of bursts with
+    different IDs interleaved at random (AXI4 allows it; same-ID bursts stay in order)."""
+
+    def __init__(self, *args, rng, id_width, **kwargs):
+        # (not `id_width`: the VIP sets that to the port's full ID width)
+        self.rng, self.manager_id_bits = rng, id_width
+        self.switches = 0      # beats that follow a beat for another source node mid-burst
+        super().__init__(*args, **kwargs)
+        self.ar_channel.queue_occupancy_limit = 16
+
+    async def _process_read(self):
+        active, previous = [], None
+        while True:
+            if not active:
+                active.append(self._burst(await self.ar_channel.recv()))
+            while not self.ar_channel.empty():
+                active.append(self._burst(self.ar_channel.recv_nowait()))
+            now = get_sim_time(unit="ns")
+            eligible = [b for k, b in enumerate(active) if b["due"] <= now
+                        and all(b["id"] != a["id"] for a in active[:k])]
+            if not eligible:
+                await RisingEdge(self.clock)
+                continue
+            b = self.rng.choice(eligible)
+            r = self.r_channel._transaction_obj()
+            r.rid, r.rresp = b["id"], AxiResp.OKAY
+            r.rlast = b["beat"] == b["len"] - 1
+            try:
+                data = await self._read(b["addr"] + b["beat"] * self.byte_lanes, self.byte_lanes)
+            except Exception:
+                data, r.rresp = bytes(self.byte_lanes), AxiResp.SLVERR
+            r.rdata = int.from_bytes(data, "little")
+            node = b["id"] >> self.manager_id_bits
+            if previous is not None and previous[0] != node and not previous[1]:
+                self.switches += 1
+            previous = (node, r.rlast)
+            await self.r_channel.send(r)
+            # At most one beat queued, so later ARs can join in before a burst is all sent.
+            await RisingEdge(self.clock)
+            while self.r_channel.count():
+                await RisingEdge(self.clock)
+            b["beat"] += 1
+            if r.rlast:
+                active.remove(b)
+
+    def _burst(self, ar):
+        assert int(ar.arburst) == 1 and 1 << int(ar.arsize) == self.byte_lanes, \
+            "the bridge test issues full-width INCR bursts only"
+        addr = int(ar.araddr) // self.byte_lanes * self.byte_lanes
+        # A random access latency of 0..30 cycles before the first beat.
+        due = get_sim_time(unit="ns") + 10 * self.rng.randint(0, 30)
+        return {"id": int(ar.arid), "addr": addr, "len": int(ar.arlen) + 1, "beat": 0, "due": due}
+
+
+class InterleavingRam(AxiRam):
+    """``AxiRam`` whose read side interleaves bursts (:class:`_InterleavingRead`)."""
+
+    def __init__(self, bus, clock, reset, *, size, rng, id_width):
+        Memory.__init__(self, size)
+        self.write_if = AxiRamWrite(bus.write, clock, reset, mem=self.mem)
+        self.read_if = _InterleavingRead(bus.read, clock, reset, mem=self.mem, rng=rng,
+                                         id_width=id_width)
 
 
 class NoCAXITB(TB):
@@ -44,8 +112,14 @@ class NoCAXITB(TB):
             self.check_axi(f"m_axi{k}")
         self.masters = [AxiMaster(AxiBus.from_prefix(dut, f"s_axi{k}"), self.clk, self.rst)
                         for k in range(self.M)]
+        # The last subordinate interleaves read bursts of different IDs (so bursts for two
+        # manager nodes, which the bridge must split into separate messages); the others
+        # answer one burst at a time.
         self.rams = [AxiRam(AxiBus.from_prefix(dut, f"m_axi{k}"), self.clk, self.rst,
-                            size=self.window) for k in range(self.S)]
+                            size=self.window) for k in range(self.S - 1)]
+        self.rams.append(InterleavingRam(AxiBus.from_prefix(dut, f"m_axi{self.S - 1}"), self.clk,
+                                         self.rst, size=self.window, rng=self.rng,
+                                         id_width=p["id_width"]))
         self.golden = []
         for ram in self.rams:
             image = np.frombuffer(self.rng.randbytes(self.window), np.uint8).copy()
@@ -195,8 +269,11 @@ async def random_bursts(dut):
         await r
     await ClockCycles(tb.clk, 20)
     tb.check_memories()
-    dut._log.info(f"done: {tb.counts}")
+    switches = tb.rams[-1].read_if.switches
+    dut._log.info(f"done: {tb.counts}, R beats switching source node mid-burst: {switches}")
     assert tb.counts["decerr"] > 0 and tb.counts["slverr"] > 0, tb.counts
+    if tb.M > 1:
+        assert switches > 0, "the interleaving subordinate never mixed two managers' bursts"
 
 
 @cocotb.test()
