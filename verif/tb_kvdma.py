@@ -684,17 +684,19 @@ async def bench(dut):
     eb, L, lat = args.get("elem_bytes", 1), args.get("seq_len", 4096), args.get("latency", 100)
     stall = 0.2 if args.get("stall", "none") == "random" else 0.0
     B = block_params()["bus_width"] // 8
-    row = heads * hd * eb
-    ts = -(-row // B) * B
+    hnd = args.get("layout", "nhd") == "hnd"
+    ts = -(-(hd if hnd else heads * hd) * eb // B) * B      # token stride: one head (HND) or all (NHD)
+    tok = heads * ts if hnd else ts                           # bytes per token and plane
     nblk = -(-L // bs)
     nb = nblk + 8
-    plane = nb * bs * ts
-    need = (64 << 10) + 2 * plane + 8192 + 4 * nblk + 2 * L * ts + (64 << 10)
+    plane = nb * bs * tok
+    need = (64 << 10) + 2 * plane + 8192 + 4 * nblk + 2 * L * tok + (64 << 10)
     size = 1 << max(20, (need - 1).bit_length())
     tb = KVTB(dut, mem_size=size, latency=lat, stall=stall, timeout=5000)
     await tb.reset()
-    cfg = KVConfig(pool_base=64 << 10, num_blocks=nb, block_size=bs, token_stride=ts, block_stride=bs * ts,
-                   layer_stride=2 * plane, v_offset=plane, bus_bytes=B)
+    cfg = KVConfig(pool_base=64 << 10, num_blocks=nb, block_size=bs, token_stride=ts, block_stride=bs * tok,
+                   layer_stride=2 * plane, v_offset=plane, bus_bytes=B, layout=int(hnd), heads=heads,
+                   head_stride=bs * ts if hnd else 0)
     model = await tb.configure(cfg)
     rng = random.Random(1)
     pool_end = cfg.pool_base + 2 * plane
@@ -705,16 +707,16 @@ async def bench(dut):
         bt = rng.sample(range(nb), nblk)
         put_words(tb, a, bt)
         fields = {"op": Op.GATHER, "flags": Flag.K | Flag.V, "count": L, "a": a, "b": buf, "d": nblk}
-        nbytes = 2 * L * ts
+        nbytes = 2 * L * tok
     elif op == "append":
         bt = rng.sample(range(nb), nblk)
         put_words(tb, a, bt)
-        tb.mem[buf:buf + 2 * L * ts] = np.frombuffer(rng.randbytes(2 * L * ts), np.uint8)
+        tb.mem[buf:buf + 2 * L * tok] = np.frombuffer(rng.randbytes(2 * L * tok), np.uint8)
         fields = {"op": Op.APPEND, "flags": Flag.K | Flag.V, "count": L, "a": a, "b": buf, "c": 0, "d": nblk}
-        nbytes = 2 * L * ts
+        nbytes = 2 * L * tok
     else:
-        fields = {"op": Op.COPY, "count": L * ts, "a": cfg.pool_base, "b": buf}
-        nbytes = L * ts
+        fields = {"op": Op.COPY, "count": L * tok, "a": cfg.pool_base, "b": buf}
+        nbytes = L * tok
     res = model.execute(pack_descriptor(**fields))
     expected = tb.mem.copy()
     model.apply(expected, res)
@@ -731,7 +733,8 @@ async def bench(dut):
     write_bench_result({
         "op": op, "bytes": nbytes, "cycles": cycles, "read_beats": beats,
         "bus_utilization": round(data_beats / cycles, 4), "errors": errors,
-        "block_size": bs, "heads": heads, "head_dim": hd, "seq_len": L, "latency": lat,
+        "layout": "hnd" if hnd else "nhd", "block_size": bs, "heads": heads, "head_dim": hd, "seq_len": L,
+        "latency": lat,
         "bus_width": 8 * B, "correct": errors == 0,
     })
     assert errors == 0, f"{errors} mismatching bytes / error code"

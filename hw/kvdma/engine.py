@@ -148,6 +148,7 @@ class KVDMA(wiring.Component):
         bs_log2, hnd, heads = cfg["geometry"][0:4], cfg["geometry"][8], cfg["geometry"][16:32]
         bs_mask, blk_bytes = Signal(ADDR_W), Signal(ADDR_W)    # block_size - 1, token_stride * block_size
         n_heads = Signal(16)                                    # planes per (layer, K/V): HND heads, else 1
+        h_end = Signal(17)                                      # h_first + n_heads
         n_planes = Signal(32)
         head_bad = Signal()
         h_first, h_num = d_e[0:16], d_e[16:32]                  # HND head range (descriptor word 6)
@@ -347,7 +348,10 @@ class KVDMA(wiring.Component):
         gen_start, gen_done = Signal(), Signal()
         plane_base = Signal(ADDR_W)
         prod_l, prod_h, kv_base = Signal(ADDR_W), Signal(ADDR_W), Signal(ADDR_W)
-        li, kv, hi = Signal(8), Signal(), Signal(16)
+        # layer and head counters hold absolute indices, so the plane products have no adder
+        # in front of their multipliers
+        li, kv, hi = Signal(9), Signal(), Signal(17)
+        mul_a, mul_b = Signal(32), Signal(32)     # operands of tokoff, registered in ITEM
         j = Signal(32)
         gitem = Signal(32)                # item index across all planes (reported on errors)
         rem = Signal(32)                  # GATHER: tokens of this plane not yet covered
@@ -414,7 +418,8 @@ class KVDMA(wiring.Component):
         with m.FSM(name="gen") as gen:
             with m.State("IDLE"):
                 with m.If(gen_start):
-                    m.d.sync += [li.eq(0), kv.eq(~has_k), hi.eq(0), j.eq(0), gitem.eq(0), pv.eq(0), cache_valid.eq(0),
+                    m.d.sync += [li.eq(d_layer0), kv.eq(~has_k), hi.eq(h_first), j.eq(0), gitem.eq(0), pv.eq(0),
+                                 cache_valid.eq(0),
                                  hoff.eq(0), dcur.eq(d_b), scur.eq(Mux(is_a, d_b, d_a))]
                     with m.If(planar):
                         with m.If(has_k | has_v):
@@ -428,8 +433,8 @@ class KVDMA(wiring.Component):
             with m.State("PLANE"):
                 # a plane is (layer, K/V, head): HND heads are planes of their own
                 m.d.sync += [
-                    prod_l.eq((d_layer0 + li) * cfg["layer_stride"]),
-                    prod_h.eq(Mux(hnd, (h_first + hi) * cfg["head_stride"], 0)),
+                    prod_l.eq(li * cfg["layer_stride"]),
+                    prod_h.eq(Mux(hnd, hi * cfg["head_stride"], 0)),
                     kv_base.eq(cfg["base"] + Mux(kv, cfg["v_offset"], 0)),
                     j.eq(0), rem.eq(d_count),
                 ]
@@ -443,21 +448,22 @@ class KVDMA(wiring.Component):
                 with m.Elif(j == n_items):
                     with m.If(planar):
                         m.d.sync += hoff.eq(hoff + blk_bytes)
-                        with m.If(hi + 1 < n_heads):
+                        with m.If(hi + 1 < h_end):
                             m.d.sync += hi.eq(hi + 1)
                             m.next = "PLANE"
                         with m.Elif(~kv & has_v):
-                            m.d.sync += [kv.eq(1), hi.eq(0)]
+                            m.d.sync += [kv.eq(1), hi.eq(h_first)]
                             m.next = "PLANE"
-                        with m.Elif(li + 1 < d_layers):
-                            m.d.sync += [li.eq(li + 1), kv.eq(~has_k), hi.eq(0)]
+                        with m.Elif(li + 1 < d_layer0 + d_layers):
+                            m.d.sync += [li.eq(li + 1), kv.eq(~has_k), hi.eq(h_first)]
                             m.next = "PLANE"
                         with m.Else():
                             m.next = "FLUSH"
                     with m.Else():
                         m.next = "FLUSH"
                 with m.Elif(is_g | is_a):
-                    m.d.sync += waddr.eq(d_a + (idx << 2))
+                    m.d.sync += [waddr.eq(d_a + (idx << 2)),
+                                 mul_a.eq(Mux(is_g, ntok, pos & bs_mask)), mul_b.eq(Mux(is_g, row_len, ts))]
                     with m.If(idx >= d_d):
                         m.next = "STOP"
                     with m.Elif(is_g):
@@ -503,7 +509,7 @@ class KVDMA(wiring.Component):
                 m.d.sync += [
                     prod_a.eq(id_a * Mux(is_bc & src_host, d_d, cfg["block_stride"])),
                     prod_b.eq(x1 * Mux(dst_host, d_d, cfg["block_stride"])),
-                    tokoff.eq(Mux(is_g, ntok * row_len, (pos & bs_mask) * ts)),
+                    tokoff.eq(mul_a * mul_b),
                     t_cnt.eq(0), t_off.eq(0), t_sub.eq(0),
                 ]
                 with m.If(err):
@@ -699,7 +705,7 @@ class KVDMA(wiring.Component):
                 m.d.sync += [
                     bs_mask.eq((Const(1, ADDR_W) << s_lg) - 1),
                     blk_bytes.eq(sel["token_stride"] << s_lg),
-                    n_heads.eq(s_heads),
+                    n_heads.eq(s_heads), h_end.eq(h_first + s_heads[:16]),
                     n_planes.eq(d_layers * (has_k.as_unsigned() + has_v.as_unsigned()) * s_heads[:16]),
                     head_bad.eq(s_geo[8] & planar & Mux(h_num == 0, h_first >= s_geo[16:32],
                                                         h_first + h_num > s_geo[16:32])),

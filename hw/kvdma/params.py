@@ -29,6 +29,7 @@ class KVDMAParams(Params):
 class KVDMABenchParams(Params):
     """Workload of ``scoville bench kvdma``: one descriptor over a random block table."""
     op: str = param("gather", choices=("gather", "append", "copy"), doc="operation to time")
+    layout: str = param("nhd", choices=("nhd", "hnd"), doc="cache layout (token-major / head-major)")
     block_size: int = param(16, lo=1, hi=256, power_of_two=True, doc="tokens per block")
     heads: int = param(8, lo=1, hi=64, doc="KV heads")
     head_dim: int = param(128, lo=1, hi=512, doc="elements per head")
