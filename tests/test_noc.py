@@ -37,7 +37,8 @@ MESH_4X4_B8 = dict(cols=4, rows=4, vcs=2, buffer=8)
 MESH_8X8 = dict(cols=8, rows=8, vcs=2, buffer=8)
 # 8x8 in `make test`: one VC of 4 flits, 32-bit flits (the generators' header needs 29 bits):
 # the smallest model that still has every router, link and endpoint of the 8x8 mesh.
-MESH_8X8_LITE = dict(cols=8, rows=8, vcs=1, buffer=4, flit_width=32)
+# No latency histogram (64 x 32-bit counters per node, nearly half of that model's Verilog).
+MESH_8X8_LITE = dict(cols=8, rows=8, vcs=1, buffer=4, flit_width=32, histogram=False)
 
 
 def test_noc_2x2():

@@ -292,11 +292,11 @@ async def run_generators(dut, *, traffic="uniform", rate=0.1, packet_flits=1, cy
         for k, s in enumerate(STATS):
             v = await _read_stat(dut, node, k)
             totals[s] = max(totals[s], v) if s == "lat_max" else totals[s] + v
-        for b in range(HIST_BINS):
+        for b in range(HIST_BINS if p.get("histogram", True) else 0):
             hist[b] += await _read_stat(dut, node, 64 + b)
     delivered = totals["delivered"]
-    p99 = None
-    if delivered:
+    p99 = None      # also without the histogram (`histogram=False`)
+    if delivered and p.get("histogram", True):
         need, acc = math.ceil(0.99 * delivered), 0
         for b, count in enumerate(hist):
             acc += count

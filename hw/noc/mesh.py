@@ -29,6 +29,8 @@ class NoCParams(Params):
     routing: str = param("xy", choices=ROUTINGS, doc="dimension-order routing")
     classes: int = param(1, lo=1, hi=4, doc="message classes, each on its own VCs (2: request/response)")
     traffic_gen: bool = param(True, doc="include the per-node traffic generators/checkers of `bench`")
+    histogram: bool = param(True, doc="with traffic_gen: a 64-bin latency histogram per node "
+                                      "(for p99; false gives a much smaller simulation model)")
     message_ni: bool = param(False, doc="message endpoints (destination/source + payload beats, "
                                         "a head flit added and stripped) instead of flit endpoints")
 
@@ -106,13 +108,14 @@ class Mesh(wiring.Component):
         :class:`TrafficGen` and an :class:`EjectChecker` (the external class-0 streams are then
         idle); ``bench_load`` clears counters and seeds generators; ``stat_node``/``stat_sel``
         select a counter onto ``stat_value`` (combinational; :data:`STATS` order, histogram bins
-        at ``64 + bin``); ``bench_outstanding`` counts measured packets not yet delivered.
+        at ``64 + bin`` with ``histogram``); ``bench_outstanding`` counts measured packets not yet delivered.
     """
 
     def __init__(self, *, cols=4, rows=4, vcs=2, buffer=4, flit_width=64, routing="xy",
-                 classes=1, traffic_gen=True, message_ni=False):
+                 classes=1, traffic_gen=True, message_ni=False, histogram=True):
         self._p = NoCParams(cols=cols, rows=rows, vcs=vcs, buffer=buffer, flit_width=flit_width,
                             routing=routing, classes=classes, traffic_gen=traffic_gen,
+                            histogram=histogram,
                             message_ni=message_ni)
         if message_ni:
             inject = stream.Signature(message_layout(cols * rows, flit_width))
@@ -190,7 +193,8 @@ class Mesh(wiring.Component):
                 continue
 
             gen = TrafficGen(x=x, y=y, cols=cols, rows=rows, flit_width=p.flit_width)
-            chk = EjectChecker(x=x, y=y, cols=cols, rows=rows, flit_width=p.flit_width)
+            chk = EjectChecker(x=x, y=y, cols=cols, rows=rows, flit_width=p.flit_width,
+                               histogram=p.histogram)
             m.submodules[f"gen_{n}"] = gen
             m.submodules[f"chk_{n}"] = chk
             for sub in (gen, chk):
@@ -214,7 +218,8 @@ class Mesh(wiring.Component):
                       "eject_flits": chk.eject_flits, "lat_sum": chk.lat_sum,
                       "lat_max": chk.lat_max, "misrouted": chk.misrouted, "corrupt": chk.corrupt,
                       "inject_flits": gen.inject_flits, "dropped": gen.dropped}
-            stats.append([values[s] for s in STATS] + [chk.hist[b] for b in range(HIST_BINS)])
+            stats.append([values[s] for s in STATS] +
+                         [chk.hist[b] for b in range(HIST_BINS if p.histogram else 0)])
             outstanding.append(gen.queued - chk.delivered)
 
         if p.traffic_gen:
@@ -231,7 +236,7 @@ class Mesh(wiring.Component):
                             for k, v in enumerate(stats[n][:len(STATS)]):
                                 with m.Case(k):
                                     m.d.comb += self.stat_value.eq(v)
-                            for b in range(HIST_BINS):
+                            for b in range(len(stats[n]) - len(STATS)):
                                 with m.Case(64 + b):
                                     m.d.comb += self.stat_value.eq(stats[n][len(STATS) + b])
         return m

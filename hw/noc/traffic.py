@@ -188,14 +188,15 @@ class EjectChecker(wiring.Component):
     :func:`body_word` or packets of the wrong length (``corrupt``).
     """
 
-    def __init__(self, *, x, y, cols, rows, flit_width):
+    def __init__(self, *, x, y, cols, rows, flit_width, histogram=True):
         self._x, self._y, self._cols, self._rows, self._w = x, y, cols, rows, flit_width
+        self._histogram = histogram
         super().__init__({
             "i": In(stream.Signature(beat_layout(flit_width))),
             "load": In(1), "measure": In(1), "pflits": In(8), "now": In(TS_BITS),
             "delivered": Out(32), "eject_flits": Out(32), "lat_sum": Out(32), "lat_max": Out(32),
             "misrouted": Out(32), "corrupt": Out(32),
-            "hist": Out(32).array(HIST_BINS),
+            **({"hist": Out(32).array(HIST_BINS)} if histogram else {}),
         })
 
     def elaborate(self, platform):
@@ -257,12 +258,13 @@ class EjectChecker(wiring.Component):
                                  self.lat_sum.eq(self.lat_sum + latency)]
                     with m.If(latency > self.lat_max):
                         m.d.sync += self.lat_max.eq(latency)
-                    for b in range(HIST_BINS):
+                    for b in range(HIST_BINS if self._histogram else 0):
                         with m.If(bin_ == b):
                             m.d.sync += self.hist[b].eq(self.hist[b] + 1)
         with m.If(self.load):
             m.d.sync += [self.delivered.eq(0), self.eject_flits.eq(0), self.lat_sum.eq(0),
                          self.lat_max.eq(0), self.misrouted.eq(0), self.corrupt.eq(0),
                          in_packet.eq(0), idx.eq(0)]
-            m.d.sync += [h.eq(0) for h in self.hist]
+            if self._histogram:
+                m.d.sync += [h.eq(0) for h in self.hist]
         return m
