@@ -30,9 +30,10 @@ def test_hbm_verilator():
 
 
 def test_hbm_per_bank_refresh():
-    """Per-bank refresh: random traffic, refresh rate (REFPB count and every bank's deadline),
-    bounded wait; the model checks tRFCpb, tRREFD and REFPB as an ACT for tRRD/tFAW."""
-    run_block("hbm", {**SMALL, "refresh": "per_bank"}, "verif.tb_hbm", sim="verilator",
+    """Per-bank refresh (with the closed-page policy; the other tests use the default open
+    page): random traffic, refresh rate (REFPB count and every bank's deadline), bounded wait;
+    the model checks tRFCpb, tRREFD and REFPB as an ACT for tRRD/tFAW."""
+    run_block("hbm", {**SMALL, "refresh": "per_bank", "page_policy": "closed"}, "verif.tb_hbm", sim="verilator",
               testcase=r"short_mix|refresh_rate|bounded_wait|hot_rows", fast_compile=True)
 
 

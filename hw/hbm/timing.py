@@ -137,16 +137,22 @@ class _HBMParamsBase(Params):
     mapping: str = param("ro_ba_co_bg", choices=MAPPINGS,
                          doc="address bit order, most significant first (co = atom in row)")
     xor_bank: bool = param(False, doc="XOR bank and bank-group bits with low row bits")
-    page_policy: str = param("open", choices=("open", "closed"), doc="row buffer policy")
+    page_policy: str = param("open", choices=("open", "closed"),
+                             doc="row buffer policy (closed: precharge once no queued request hits the row)")
     refresh: str = param("all_bank", choices=("all_bank", "per_bank"),
                          doc="refresh mode: all-bank REF every tREFI, or one bank every tREFI/banks")
     refresh_postpone: int = param(1, lo=0, hi=8,
                                   doc="tREFI intervals a refresh may be postponed (JEDEC: 8)")
-    read_queue: int = param(32, lo=4, hi=64, power_of_two=True, doc="read queue / reorder entries")
+    # 64 read entries: the queue is also the in-order reorder buffer, so finished reads hold
+    # entries until the oldest returns; 32 leave too few waiting reads to keep 16 banks busy
+    # under random traffic (80 % of the activation bound; 64: 101 %).
+    read_queue: int = param(64, lo=4, hi=64, power_of_two=True, doc="read queue / reorder entries")
     write_queue: int = param(32, lo=4, hi=64, power_of_two=True, doc="write queue entries")
     wq_high: int = param(24, lo=1, hi=64, doc="write drain starts at this write-queue level")
     wq_low: int = param(8, lo=0, hi=63, doc="write drain stops at this write-queue level")
-    age_limit: int = param(512, lo=16, hi=16384, doc="cycles after which a request is served first")
+    # 1024: random traffic at full activation rate waits up to ~900 cycles for its bank; a lower
+    # limit trips the starvation rule in normal operation (512: 89 % of the activation bound).
+    age_limit: int = param(1024, lo=16, hi=16384, doc="cycles after which a request is served first")
     id_width: int = param(4, lo=1, hi=8, doc="AXI ID width")
     addr_width: int = param(32, lo=12, hi=40, doc="AXI address width")
 
