@@ -212,15 +212,19 @@ class KVDMA(wiring.Component):
         rd_to4k = Signal(13)
         m.d.comb += rd_to4k.eq((4096 - rd_addr[:12]) >> lgB)
         rd_lim = Mux(rd_to4k < p.max_burst, rd_to4k, p.max_burst)
-        rd_n = Signal(nw)
-        m.d.comb += rd_n.eq(Mux(rd_beats < rd_lim, rd_beats, rd_lim))
+        # The burst length (4 KiB distance, max_burst, beats left: a chain of carry chains) is
+        # registered; rd_n_ok drops for the cycle after rd_addr/rd_beats change, so the next
+        # burst issues one cycle later (a bubble per burst, far below one burst per beat).
+        rd_n, rd_n_ok = Signal(nw), Signal()
+        m.d.sync += rd_n.eq(Mux(rd_beats < rd_lim, rd_beats, rd_lim))
         rd_load = Signal()
-        m.d.comb += rd_load.eq(rd_active & ~err & (out_rd < p.outstanding) & rinfo.w_rdy
+        m.d.comb += rd_load.eq(rd_active & rd_n_ok & ~err & (out_rd < p.outstanding) & rinfo.w_rdy
                                & (space + rd_n <= p.buffer_beats) & (~mar_valid | mar_fire))
         rs_src, rs_len, rs_item = rseg.r_data[0:32], rseg.r_data[32:64], rseg.r_data[64:96]
         # FIFO handshakes are expressions (see the note on Icarus at the AR multiplexer).
         m.d.comb += [rseg.r_en.eq(~rd_active & rseg.r_rdy),
                      rinfo.w_en.eq(rd_load), rinfo.w_data.eq(Cat(rd_addr, rd_item))]
+        m.d.sync += rd_n_ok.eq(~rd_load & ~(~rd_active & rseg.r_rdy))
         with m.If(~rd_active & rseg.r_rdy):
             m.d.sync += [
                 rd_active.eq(~err), rd_addr.eq(rs_src & ~(B - 1)), rd_item.eq(rs_item),
@@ -259,11 +263,11 @@ class KVDMA(wiring.Component):
         wr_to4k = Signal(13)
         m.d.comb += wr_to4k.eq((4096 - wr_addr[:12]) >> lgB)
         wr_lim = Mux(wr_to4k < p.max_burst, wr_to4k, p.max_burst)
-        wr_n = Signal(nw)
-        m.d.comb += wr_n.eq(Mux(wr_beats < wr_lim, wr_beats, wr_lim))
+        wr_n, wr_n_ok = Signal(nw), Signal()      # registered as rd_n
+        m.d.sync += wr_n.eq(Mux(wr_beats < wr_lim, wr_beats, wr_lim))
         maw_fire = Signal()
         wr_load = Signal()
-        m.d.comb += wr_load.eq(wr_active & ~err & wcmd.w_rdy & (wr_fill | (data.level >= committed + wr_n))
+        m.d.comb += wr_load.eq(wr_active & wr_n_ok & ~err & wcmd.w_rdy & (wr_fill | (data.level >= committed + wr_n))
                                & (to_stream | ((out_wr < p.outstanding) & winfo.w_rdy & (~maw_valid | maw_fire))))
         ws_dst, ws_len, ws_item, ws_fill = (wseg.r_data[0:32], wseg.r_data[32:64], wseg.r_data[64:96],
                                             wseg.r_data[96])
@@ -277,6 +281,7 @@ class KVDMA(wiring.Component):
                                Mux(wr_beats == wr_n, wr_lmask, ones), wr_fill, wr_last & (wr_beats == wr_n))),
             winfo.w_en.eq(wr_load & ~to_stream), winfo.w_data.eq(Cat(wr_addr, wr_item)),
         ]
+        m.d.sync += wr_n_ok.eq(~wr_load & ~(~wr_active & wseg.r_rdy))
         with m.If(~wr_active & wseg.r_rdy):
             m.d.sync += [
                 wr_active.eq(~err), wr_addr.eq(ws_dst & ~(B - 1)), wr_item.eq(ws_item), wr_first.eq(1),
