@@ -373,16 +373,21 @@ class KVDMA(wiring.Component):
         is_g, is_a, is_bc = d_op == Op.GATHER, d_op == Op.APPEND, d_op == Op.BLOCK_COPY
         planar = is_g | is_a | is_bc
         has_k, has_v = d_flags[0], d_flags[1]
-        n_items = Signal(32)
+        # Items per plane, and block-table entries the GATHER prefetch reads per plane. Their
+        # inputs (descriptor, pool registers sampled in START) are constant from CFG on, so they
+        # are registered every cycle and valid from RUN on: the add and shift stay off the
+        # generator's and prefetch's paths.
+        n_items, n_items_c = Signal(32), Signal(32)
         with m.Switch(d_op):
             with m.Case(Op.GATHER):
-                m.d.comb += n_items.eq((d_count + bs_mask) >> bs_log2)
+                m.d.comb += n_items_c.eq((d_count + bs_mask) >> bs_log2)
             with m.Case(Op.APPEND, Op.BLOCK_COPY):
-                m.d.comb += n_items.eq(d_count)
+                m.d.comb += n_items_c.eq(d_count)
             with m.Case(Op.COPY):
-                m.d.comb += n_items.eq(Mux(d_c == 0, 1, d_c))
+                m.d.comb += n_items_c.eq(Mux(d_c == 0, 1, d_c))
             with m.Case(Op.FILL):
-                m.d.comb += n_items.eq(1)
+                m.d.comb += n_items_c.eq(1)
+        m.d.sync += n_items.eq(n_items_c)
         pos = Signal(32)
         m.d.comb += pos.eq(d_c + j)
         ntok = Signal(9)
@@ -617,7 +622,7 @@ class KVDMA(wiring.Component):
         # room is reserved before each read (as for data); each plane re-reads it. The lookup
         # latency is then hidden behind the data of earlier blocks even for 1-token blocks.
         n_fetch = Signal(32)
-        m.d.comb += n_fetch.eq(Mux(n_items < d_d, n_items, d_d))
+        m.d.sync += n_fetch.eq(Mux(n_items_c < d_d, n_items_c, d_d))     # registered, see n_items
         pf_plane_beats = Signal(32)
         m.d.comb += pf_plane_beats.eq(Mux(n_fetch == 0, 0, ((d_a & (B - 1)) + (n_fetch << 2) + (B - 1)) >> lgB))
         pf_left, pf_planes = Signal(32), Signal(32)
