@@ -99,8 +99,8 @@ BLOCKS = {block.name: block for block in [
           "AXI-Stream data and command ports", GEMMParams, gemm, "verif.tb_gemm",
           bench_params=GEMMBenchParams),
     Block("kvdma", "paged KV-cache DMA engine: GATHER/APPEND through block tables, BLOCK_COPY, COPY, FILL, "
-          "FENCE over an AXI4 master; descriptor ring and push port; AXI4-Lite CSRs",
-          KVDMAParams, kvdma, "verif.tb_kvdma", status="partial", bench_params=KVDMABenchParams),
+          "FENCE over an AXI4 master; NHD or HND cache pools; descriptor ring and push port; AXI4-Lite CSRs",
+          KVDMAParams, kvdma, "verif.tb_kvdma", status="done", bench_params=KVDMABenchParams),
 ]}
 
 
