@@ -40,6 +40,10 @@ class Block:
     status: str = "done"
     bench_params: type[Params] | None = None
     rtl: Callable | None = None
+    # Testbenches touch only top-level ports, so Verilator builds keep only those public: a
+    # several times smaller and faster model (see sim.runner._ports_only_args). A block whose
+    # testbench peeks inside sets this False.
+    ports_only: bool = True
 
     @property
     def rtl_factory(self):

@@ -164,7 +164,7 @@ def build(block, params, sim, *, fast_compile=False, ports_only=False):
     verilog = elaborate(block.name, params, block.factory)
     waves = _waves()
     fast = fast_compile and sim == "verilator"
-    only = ports_only and sim == "verilator"
+    only = (ports_only or block.ports_only) and sim == "verilator"
     # Keyed on the Verilog text, not on the Python sources: an edit elsewhere in hw/ re-elaborates
     # (cheap) but does not recompile simulators whose Verilog came out the same (expensive).
     text_key = hashlib.sha256(verilog.read_bytes()).hexdigest()[:12]
