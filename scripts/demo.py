@@ -18,7 +18,12 @@ from scripts.synth import synthesize
 
 # The demo keeps each block's default array/datapath but sizes big buffers to its workload, so
 # synthesis takes seconds rather than many minutes (64x64x64 needs 512 words of A, B and C).
-DEMO_PARAMS = {"gemm": {"a_depth": 512, "b_depth": 512, "c_depth": 512, "max_n": 64}}
+DEMO_PARAMS = {
+    "gemm": {"a_depth": 512, "b_depth": 512, "c_depth": 512, "max_n": 64},
+    # 16-entry queues: the default 64-entry controller takes Yosys over half an hour on ECP5.
+    "hbm": {"read_queue": 16, "write_queue": 16, "wq_high": 12, "wq_low": 4},
+    "hbm_stack": {"channels": 2, "rows": 8, "read_queue": 8, "write_queue": 8, "wq_high": 6, "wq_low": 2},
+}
 
 # Bench figures worth a column in the summary, by preference.
 HEADLINE_KEYS = ("utilization", "efficiency", "bus_utilization", "accepted", "beats_per_cycle",

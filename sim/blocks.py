@@ -92,11 +92,10 @@ BLOCKS = {block.name: block for block in [
           "(address map, IDs and bursts preserved, DECERR outside the map)", NoCAXIParams, noc_axi,
           "verif.tb_noc_axi"),
     Block("hbm", "HBM pseudo-channel controller (AXI4, FR-FCFS with age limit, JEDEC timing, refresh) "
-          "with a behavioural device", HBMParams, hbm_block_factory, "verif.tb_hbm", status="partial",
+          "with a behavioural device", HBMParams, hbm_block_factory, "verif.tb_hbm",
           bench_params=HBMBenchParams, rtl=hbm_controller),
     Block("hbm_stack", "N HBM pseudo-channels (controller + device each) behind one AXI4 port, "
-          "address-interleaved, responses in request order", HBMStackParams, hbm_stack, "verif.tb_hbm",
-          status="partial"),
+          "address-interleaved, responses in request order", HBMStackParams, hbm_stack, "verif.tb_hbm"),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
           SystolicParams, systolic, "verif.tb_systolic", bench_params=SystolicBenchParams),
     Block("gemm", "int8 GEMM engine: systolic array, A/B/C buffers, bias + requantisation, "
