@@ -41,6 +41,20 @@ def _headline(bench):
     return "-"
 
 
+# Error counters a bench may report; all zero means the run was checked and correct.
+ERROR_KEYS = ("errors", "data_errors", "timing_violations", "lost", "misrouted", "corrupt")
+
+
+def _correct(bench):
+    """The bench's own verdict, else whether every error counter it reports is zero."""
+    if not bench:
+        return "- (no bench)"
+    if "correct" in bench:
+        return bench["correct"]
+    counters = [bench[k] for k in ERROR_KEYS if bench.get(k) is not None]
+    return all(c == 0 for c in counters) if counters else None
+
+
 def _relative(path):
     from sim.elaborate import REPO
     try:
@@ -103,7 +117,7 @@ def main():
     lines = [header, "|" + "---|" * 8]
     for r in rows:
         b = r["bench"]
-        lines.append(f"| {r['block']} | {_headline(b)}, cycles={b.get('cycles')} | {b.get('correct')} | "
+        lines.append(f"| {r['block']} | {_headline(b)}, cycles={b.get('cycles')} | {_correct(b)} | "
                      f"{r['ecp5']['luts']} | {r['ecp5']['ffs']} | {r['ecp5']['dsps']} | "
                      f"{r['generic']['transistors']} | {_relative(r['verilog'])} |")
     table = "\n".join(lines)
