@@ -199,13 +199,15 @@ def cmd_synth(args):
     return 0
 
 
-def run_bench(block, params, workload, *, sim="verilator", seed=None):
-    """Run ``block``'s ``bench`` cocotb test; return its result dict (plus identification)."""
+def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compile=False):
+    """Run ``block``'s ``bench`` cocotb test; return its result dict (plus identification).
+    ``fast_compile``: an -O0 Verilator model (same cycles; for large designs run briefly)."""
     from .runner import run
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         run(block, params, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
-            env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)})
+            env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)},
+            fast_compile=fast_compile and sim == "verilator")
         result = json.loads(out.read_text())
     return {"block": block.name, "params": params, "workload": workload, "sim": sim, **result}
 

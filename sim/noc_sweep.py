@@ -6,13 +6,6 @@ for the whole sweep). ``sweep()`` returns the list of bench results; ``plot()`` 
 throughput.
 """
 
-import json
-import tempfile
-from pathlib import Path
-
-from .runner import run
-
-
 __all__ = ["bench_point", "sweep", "saturation", "plot", "DEFAULT_RATES"]
 
 DEFAULT_RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0)
@@ -20,17 +13,12 @@ DEFAULT_RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8,
 
 def bench_point(params, workload, *, sim="verilator", seed=None, fast_compile=True):
     """One ``bench`` run of the ``noc`` block; returns the result dict. ``fast_compile``: an
-    -O0 Verilator model (a 4x4 mesh compiles several times faster; the cycles are the same).
-    The bench only touches the block's ports, so only those are public (a smaller model)."""
+    -O0 Verilator model (a 4x4 mesh compiles several times faster; the cycles are the same)."""
     from .blocks import get_block
+    from .cli import run_bench
     block = get_block("noc")
-    full = block.configure(**params).as_dict()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "bench.json"
-        run(block, full, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
-            env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)},
-            fast_compile=fast_compile and sim == "verilator", ports_only=True)
-        return json.loads(out.read_text())
+    return run_bench(block, block.configure(**params).as_dict(), workload, sim=sim, seed=seed,
+                     fast_compile=fast_compile)
 
 
 def sweep(params, workload, rates=DEFAULT_RATES, *, sim="verilator", seed=None, progress=None,
