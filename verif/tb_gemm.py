@@ -259,6 +259,20 @@ async def accumulate_bias_requant(dut):
     assert (got == requant_ref(c, None, mult, shift, requant_en=True)).all(), "requant (mild) differs"
 
 
+async def _back_to_back(tb, first_shape, second_shape):
+    """Issue COMPUTE ``first_shape`` then an accumulating COMPUTE ``second_shape`` with no gap;
+    both must succeed, each finishing exactly when the cycle model says."""
+    first = len(tb.cmd_cycles)
+    tb.cmd.send_nowait(command(Op.COMPUTE, *first_shape))
+    tb.cmd.send_nowait(command(Op.COMPUTE, *second_shape, acc=True))
+    count = len(tb.sts.items)
+    await tb.sts.wait_for(count + 2)
+    assert [s >> 4 for s in tb.sts.items[count:]] == [0, 0], f"statuses {tb.sts.items[count:]}"
+    cycles = [t - tb.cmd_cycles[first] for t in tb.sts_cycles[-2:]]
+    model = tb.model_cycles([first_shape, second_shape])
+    assert cycles == model, f"{first_shape} then {second_shape}: cycles {cycles}, model {model}"
+
+
 @cocotb.test()
 async def back_to_back(dut):
     """Two COMPUTEs queued back to back: the second starts without an idle gap (total cycles
@@ -272,15 +286,7 @@ async def back_to_back(dut):
     a, b = tb.rand((m, k)), tb.rand((k, n))
     await tb.load_a(a)
     await tb.load_b(b)
-    first = len(tb.cmd_cycles)
-    tb.cmd.send_nowait(command(Op.COMPUTE, m, k, n))
-    tb.cmd.send_nowait(command(Op.COMPUTE, m, k, n, acc=True))
-    count = len(tb.sts.items)
-    await tb.sts.wait_for(count + 2)
-    assert [s >> 4 for s in tb.sts.items[count:]] == [0, 0], f"statuses {tb.sts.items[count:]}"
-    cycles = [t - tb.cmd_cycles[first] for t in tb.sts_cycles[-2:]]
-    model = tb.model_cycles([(m, k, n), (m, k, n)])
-    assert cycles == model, f"back-to-back cycles {cycles}, model {model}"
+    await _back_to_back(tb, (m, k, n), (m, k, n))
     got = await tb.store(m, n)
     assert (got == gemm_ref(a, b) * 2).all(), "C after two accumulating GEMMs differs"
 
@@ -310,15 +316,7 @@ async def back_to_back_mixed(dut):
     a, b = tb.rand((m1, k1)), tb.rand((k1, n1))
     await tb.load_a(a)
     await tb.load_b(b)
-    first = len(tb.cmd_cycles)
-    tb.cmd.send_nowait(command(Op.COMPUTE, m1, k1, n1))
-    tb.cmd.send_nowait(command(Op.COMPUTE, m2, k2, n2, acc=True))
-    count = len(tb.sts.items)
-    await tb.sts.wait_for(count + 2)
-    assert [s >> 4 for s in tb.sts.items[count:]] == [0, 0], f"statuses {tb.sts.items[count:]}"
-    cycles = [t - tb.cmd_cycles[first] for t in tb.sts_cycles[-2:]]
-    model = tb.model_cycles([(m1, k1, n1), (m2, k2, n2)])
-    assert cycles == model, f"{(m1, k1, n1)} then {(m2, k2, n2)}: cycles {cycles}, model {model}"
+    await _back_to_back(tb, (m1, k1, n1), (m2, k2, n2))
     want = gemm_ref(a, b)
     want[:m2, :n2] += gemm_ref(a[:m2, :k2], b[:k2, :n2])
     got = await tb.store(m1, n1)
