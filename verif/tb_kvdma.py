@@ -301,7 +301,10 @@ def geometry(tb, rng, *, base=64 << 10, limit=None, budget=96 << 10, layout=None
     hd = head_dim or o.get("head_dim") or rng.choice([32, 64, 80, 128])
     eb = elem_bytes or o.get("elem_bytes") or rng.choice([1, 2])
     layout = rng.choice([Layout.NHD, Layout.HND]) if layout is None else layout
-    pad = lambda n: -(-n // B) * B     # noqa: E731 - rows padded to the bus width
+
+    def pad(n):  # rows padded to the bus width
+        return -(-n // B) * B
+
     if layout == Layout.NHD:
         ts = pad(heads * hd * eb)
         hstride, bstride = 0, bs * ts
