@@ -1,8 +1,9 @@
 """Input-buffered wormhole virtual-channel router with credits and a one-cycle pipeline."""
 
+import itertools
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Module, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -151,20 +152,71 @@ class Router(wiring.Component):
         return {LOCAL: True, EAST: x < self._cols - 1, WEST: x > 0,
                 NORTH: y < self._rows - 1, SOUTH: y > 0}[port]
 
-    def _route(self, m, head_data):
-        """Gateware routing function: output port number for a head's data."""
+    def _route(self, m, head_data, dests):
+        """Gateware routing function: the output a head for ``head_data``'s destination takes,
+        as an index into ``dests`` (the outputs its input port can reach, see
+        :func:`turn_allowed`: 2 to 5 of them, so 1 to 3 bits a flit).
+
+        A destination outside the mesh names a port this router lacks; such a head takes the
+        next choice of the dimension order, ultimately the local port: it is delivered at the
+        edge of the mesh nearest its destination instead of waiting forever for a link that
+        does not exist.
+        """
         xb, yb = header_fields(self._cols, self._rows)
         dst_x, dst_y = head_data[:xb], head_data[xb:xb + yb]
-        port = Signal(range(5), name="route")
+        code = Signal(range(max(len(dests), 2)), name="route")
         x_dirs = [(dst_x > self._x, EAST), (dst_x < self._x, WEST)]
         y_dirs = [(dst_y > self._y, NORTH), (dst_y < self._y, SOUTH)]
         order = x_dirs + y_dirs if self._routing == "xy" else y_dirs + x_dirs
         # Later assignments win, so the highest-priority dimension is assigned last.
-        m.d.comb += port.eq(LOCAL)
-        for cond, p in reversed(order):
-            with m.If(cond):
-                m.d.comb += port.eq(p)
-        return port
+        m.d.comb += code.eq(dests.index(LOCAL))
+        for cond, port in reversed(order):
+            if port in dests:
+                with m.If(cond):
+                    m.d.comb += code.eq(dests.index(port))
+        return code
+
+    @staticmethod
+    def _crossbar(m, out, index, sources, name):
+        """One output's column of the crossbar: ``out`` (the link flit) takes source
+        ``sources[index]`` (an input's selected entry and its VC) at the next clock edge.
+
+        Up to 3 sources: one multiplexer into one output register. With 4 or 5 (the local,
+        north and south outputs), the sources are split into two groups of at most 3, each
+        with its own register, and a 2:1 multiplexer *after* the registers picks the group the
+        winner was in (its select is registered too). A 4:1 or 5:1 multiplexer is a 6- or
+        7-input function, which Yosys' ECP5 mapping may build from wide LUTs (4 or 8 LUT4 a
+        bit, whenever the crossbar is on the critical path) instead of 3 or 4 LUT4; 3:1 and
+        2:1 multiplexers cost 2 and 1 LUT4 a bit either way. The price is one more 66..70-bit
+        register and one LUT level on the link, which drives only the neighbour's buffer
+        write and its routing compare.
+        """
+        n = len(sources)
+        groups = [list(range(n))] if n <= 3 else [list(range((n + 1) // 2)),
+                                                  list(range((n + 1) // 2, n))]
+        regs = []
+        for g, members in enumerate(groups):
+            reg = Signal(out.shape(), name=f"xbar_{name}_{g}")
+            regs.append(reg)
+            # The fewest index bits that tell this group's members apart select among them
+            # (indices of other groups are don't-cares: that register is not shown then).
+            bits = next(bits for count in range(len(index) + 1)
+                        for bits in itertools.combinations(range(len(index)), count)
+                        if len({tuple((k >> b) & 1 for b in bits) for k in members}) == len(members))
+            select = Cat(index[b] for b in bits)
+            with m.Switch(select):
+                for j, k in enumerate(members):
+                    sel_entry, vc = sources[k]
+                    key = sum(((k >> b) & 1) << i for i, b in enumerate(bits))
+                    with (m.Case(key) if j < len(members) - 1 else m.Default()):
+                        m.d.sync += reg.eq(Cat(sel_entry.data, sel_entry.head, sel_entry.tail,
+                                               vc[:out.vc.shape().width]))
+        if len(regs) == 1:
+            m.d.comb += out.eq(regs[0])
+        else:
+            second = Signal(name=f"xbar_{name}_second")
+            m.d.sync += second.eq(index >= groups[1][0])
+            m.d.comb += out.eq(Mux(second, regs[1].as_value(), regs[0].as_value()))
 
     def elaborate(self, platform):
         m = Module()
@@ -173,51 +225,63 @@ class Router(wiring.Component):
         ins = [p for p in range(P) if self.present(p)]
         outs = ins  # a port exists in both directions or in neither
 
-        # Per input port, the flits' data of all VCs share one memory (a ring of `ring` slots
-        # per VC, addressed by VC and pointer), so choosing a VC is a read address, not a W-bit
-        # multiplexer; the few bits allocation looks at for *every* VC at once (head, tail and
-        # output port) sit in one small FIFO per VC next to it.
-        meta = data.StructLayout({"head": 1, "tail": 1, "route": range(P)})
+        # Per input port, the flits' data of all VCs share one memory (a ring of 2**ptr_bits
+        # >= buffer slots per VC, addressed by VC and pointer), so choosing a VC is a read
+        # address, not a W-bit multiplexer. The few bits allocation looks at for *every* VC at
+        # once (head, tail and output port) sit in a small memory per VC, addressed by the same
+        # pointers. The pointers carry one more bit than the address, so equal pointers mean
+        # empty even when all 2**ptr_bits slots are in use; credits keep at most `buffer`
+        # flits in a VC, so the ring never overflows.
+        # Outputs each input can reach (see `turn_allowed`); a flit's route is an index into
+        # its input's list.
+        dests = {p: [o for o in outs if turn_allowed(self._routing, p, o)] for p in ins}
+        srcs = {o: [p for p in ins if o in dests[p]] for o in outs}
+        meta = {p: data.StructLayout({"head": 1, "tail": 1, "route": range(max(len(dests[p]), 2))})
+                for p in ins}
         ptr_bits = (B - 1).bit_length()
         vc_addr_bits = (V - 1).bit_length()
 
         # ---- input buffers ------------------------------------------------------------
-        bufs = {}            # (port, vc) -> SyncFIFO of `meta`
-        heads = {}           # (port, vc) -> view of the FIFO's head entry
-        rd_addr, rd_data = {}, {}
+        occupied = {}        # (port, vc) -> the VC holds at least one flit
+        heads = {}           # (port, vc) -> view of the VC's front entry
+        rd_addr, rd_data, rptrs = {}, {}, {}
         for p in ins:
             link = self.i[p]
-            arrival_route = self._route(m, link.flit.data)
+            arrival_route = self._route(m, link.flit.data, dests[p])
             mem = Memory(shape=unsigned(W), depth=1 << (ptr_bits + vc_addr_bits), init=[])
             m.submodules[f"mem_{PORTS[p]}"] = mem
             wr = mem.write_port()
             rd = mem.read_port(domain="comb")
             rd_addr[p], rd_data[p] = rd.addr, rd.data
-            wptr = Array(Signal(ptr_bits, name=f"wptr_{PORTS[p]}_{v}") for v in range(V))
+            wptr = Array(Signal(ptr_bits + 1, name=f"wptr_{PORTS[p]}_{v}") for v in range(V))
+            rptr = rptrs[p] = Array(Signal(ptr_bits + 1, name=f"rptr_{PORTS[p]}_{v}")
+                                    for v in range(V))
             wvc = link.flit.vc[:vc_addr_bits]
             wsel = wptr[wvc] if V > 1 else wptr[0]
-            m.d.comb += [wr.addr.eq(Cat(wsel, wvc)), wr.data.eq(link.flit.data),
+            m.d.comb += [wr.addr.eq(Cat(wsel[:ptr_bits], wvc)), wr.data.eq(link.flit.data),
                          wr.en.eq(link.valid)]
             with m.If(link.valid):
-                # A ring of 2**ptr_bits >= buffer slots: credits keep at most `buffer` in use.
                 m.d.sync += wsel.eq(wsel + 1)
             for v in range(V):
-                buf = fifo.SyncFIFO(width=meta.size, depth=B)
-                m.submodules[f"buf_{PORTS[p]}_{v}"] = buf
-                bufs[p, v] = buf
-                heads[p, v] = data.View(meta, buf.r_data)
+                meta_mem = Memory(shape=meta[p], depth=1 << ptr_bits, init=[])
+                m.submodules[f"meta_{PORTS[p]}_{v}"] = meta_mem
+                meta_wr = meta_mem.write_port()
+                meta_rd = meta_mem.read_port(domain="comb")
+                m.d.comb += meta_rd.addr.eq(rptr[v][:ptr_bits])
+                heads[p, v] = meta_rd.data
+                occupied[p, v] = wptr[v] != rptr[v]
                 # Body flits follow the port their head took on arrival at this input VC.
-                packet_route = Signal(range(P), name=f"packet_route_{PORTS[p]}_{v}")
-                w_entry = data.View(meta, buf.w_data)
+                packet_route = Signal(meta[p].size - 2, name=f"packet_route_{PORTS[p]}_{v}")
                 m.d.comb += [
-                    buf.w_en.eq(link.valid & (link.flit.vc == v)),
-                    w_entry.head.eq(link.flit.head),
-                    w_entry.tail.eq(link.flit.tail),
-                    w_entry.route.eq(packet_route),
+                    meta_wr.en.eq(link.valid & (link.flit.vc == v)),
+                    meta_wr.addr.eq(wptr[v][:ptr_bits]),
+                    meta_wr.data.head.eq(link.flit.head),
+                    meta_wr.data.tail.eq(link.flit.tail),
+                    meta_wr.data.route.eq(packet_route),
                 ]
                 with m.If(link.flit.head):
-                    m.d.comb += w_entry.route.eq(arrival_route)
-                with m.If(buf.w_en & link.flit.head):
+                    m.d.comb += meta_wr.data.route.eq(arrival_route)
+                with m.If(meta_wr.en & link.flit.head):
                     m.d.sync += packet_route.eq(arrival_route)
 
         # ---- output VC state: credits and ownership -------------------------------------
@@ -232,8 +296,7 @@ class Router(wiring.Component):
         can_take = {o: Cat((credits[o, v] != 0) & ~held[o, v] for v in range(V)) for o in outs}
 
         # ---- input-first separable switch allocation ------------------------------------
-        entry = data.StructLayout({"data": W, "head": 1, "tail": 1, "route": range(P)})
-        in_arb, sel_vc, sel_route, sel_flit, rptrs = {}, {}, {}, {}, {}
+        in_arb, sel_vc, sel_route, sel_flit = {}, {}, {}, {}
         for p in ins:
             arb = in_arb[p] = RoundRobinArbiter(n=V)
             m.submodules[f"in_arb_{PORTS[p]}"] = arb
@@ -243,17 +306,17 @@ class Router(wiring.Component):
                 # A route to a missing port never happens with in-range destinations; treat it
                 # as never eligible rather than indexing outside the table.
                 with m.Switch(h.route):
-                    for o in outs:
-                        with m.Case(o):
+                    for j, o in enumerate(dests[p]):
+                        with (m.Case(j) if j < len(dests[p]) - 1 else m.Default()):
                             m.d.comb += send_ok.eq(Cat(can_take[o][v], can_send[o][v])
                                                    .bit_select(~h.head, 1))
-                m.d.comb += arb.requests[v].eq(bufs[p, v].r_rdy & send_ok)
+                m.d.comb += arb.requests[v].eq(occupied[p, v] & send_ok)
             sel_vc[p] = arb.index
-            rptr = Array(Signal(ptr_bits, name=f"rptr_{PORTS[p]}_{v}") for v in range(V))
-            rptrs[p] = rptr
+            rptr = rptrs[p]
             sel = arb.index[:vc_addr_bits]
-            m.d.comb += rd_addr[p].eq(Cat(rptr[sel] if V > 1 else rptr[0], sel))
-            sel_flit[p] = data.View(entry, Signal(entry.size, name=f"sel_flit_{PORTS[p]}"))
+            m.d.comb += rd_addr[p].eq(Cat((rptr[sel] if V > 1 else rptr[0])[:ptr_bits], sel))
+            entry = data.StructLayout({"data": W, **meta[p].members})
+            sel_flit[p] = Signal(entry, name=f"sel_flit_{PORTS[p]}")
             m.d.comb += sel_flit[p].data.eq(rd_data[p])
             with m.Switch(arb.index):
                 for v in range(V):
@@ -265,27 +328,16 @@ class Router(wiring.Component):
 
         out_arb = {}
         moved = {p: Signal(name=f"moved_{PORTS[p]}") for p in ins}
-        # Inputs each output can be reached from (see `turn_allowed`).
-        srcs = {o: [p for p in ins if turn_allowed(self._routing, p, o)] for o in outs}
         for o in outs:
             arb = out_arb[o] = RoundRobinArbiter(n=len(srcs[o]))
             m.submodules[f"out_arb_{PORTS[o]}"] = arb
             for k, p in enumerate(srcs[o]):
-                m.d.comb += arb.requests[k].eq(in_arb[p].valid & (sel_route[p] == o))
+                m.d.comb += arb.requests[k].eq(in_arb[p].valid & (sel_route[p] == dests[p].index(o)))
             m.d.comb += arb.advance.eq(arb.valid)
-
-            # Crossbar into the output register.
             link = self.o[o]
             m.d.sync += link.valid.eq(arb.valid)
-            with m.Switch(arb.index):
-                for k, p in enumerate(srcs[o]):
-                    with m.Case(k):
-                        m.d.sync += [
-                            link.flit.data.eq(sel_flit[p].data),
-                            link.flit.head.eq(sel_flit[p].head),
-                            link.flit.tail.eq(sel_flit[p].tail),
-                            link.flit.vc.eq(sel_vc[p]),
-                        ]
+            self._crossbar(m, link.flit, arb.index,
+                           [(sel_flit[p], sel_vc[p]) for p in srcs[o]], PORTS[o])
 
             for v in range(V):
                 sent = Signal(name=f"sent_{PORTS[o]}_{v}")
@@ -309,10 +361,7 @@ class Router(wiring.Component):
             m.d.comb += in_arb[p].advance.eq(moved[p])
             popped = Signal(V, name=f"popped_{PORTS[p]}")
             for v in range(V):
-                m.d.comb += [
-                    popped[v].eq(moved[p] & (sel_vc[p] == v)),
-                    bufs[p, v].r_en.eq(popped[v]),
-                ]
+                m.d.comb += popped[v].eq(moved[p] & (sel_vc[p] == v))
                 with m.If(popped[v]):
                     m.d.sync += rptrs[p][v].eq(rptrs[p][v] + 1)
             # Registered credit return: one pulse per flit that left the buffer.
