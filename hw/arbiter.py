@@ -48,6 +48,11 @@ class RoundRobinArbiter(wiring.Component):
         Some requester is granted.
     advance : In(1)
         The granted requester is done: rotate priority past it at the next clock edge.
+    last : Out(range(n))
+        Registered index of the requester that advanced last (``n - 1`` after reset): the
+        grant goes to the first requester after it, cyclically. Exposed so that logic which
+        only needs the winner among a subset of the requesters (a crossbar column split into
+        groups) can find it from the requests and this register, without waiting for ``index``.
     """
 
     def __init__(self, *, n):
@@ -58,6 +63,7 @@ class RoundRobinArbiter(wiring.Component):
             "index": Out(range(max(n, 2))),
             "valid": Out(1),
             "advance": In(1),
+            "last": Out(range(max(n, 2)), init=n - 1),
         })
 
     n = property(lambda self: self._n)
@@ -65,7 +71,7 @@ class RoundRobinArbiter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self._n
-        last = Signal(range(max(n, 2)), init=n - 1)  # index of the last winner
+        last = self.last  # index of the last winner
 
         # Requesters after the last winner have priority over those at or before it. Within
         # each group the lowest index wins; later assignments override earlier ones, so the

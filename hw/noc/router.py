@@ -1,6 +1,5 @@
 """Input-buffered wormhole virtual-channel router with credits and a one-cycle pipeline."""
 
-import itertools
 from dataclasses import dataclass
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
@@ -177,19 +176,25 @@ class Router(wiring.Component):
         return code
 
     @staticmethod
-    def _crossbar(m, out, index, sources, name):
+    def _crossbar(m, out, arb, sources, name):
         """One output's column of the crossbar: ``out`` (the link flit) takes source
-        ``sources[index]`` (an input's selected entry and its VC) at the next clock edge.
+        ``sources[arb.index]`` (an input's selected entry and its VC) at the next clock edge.
 
         Up to 3 sources: one multiplexer into one output register. With 4 or 5 (the local,
         north and south outputs), the sources are split into two groups of at most 3, each
         with its own register, and a 2:1 multiplexer *after* the registers picks the group the
         winner was in (its select is registered too). A 4:1 or 5:1 multiplexer is a 6- or
-        7-input function, which Yosys' ECP5 mapping may build from wide LUTs (4 or 8 LUT4 a
-        bit, whenever the crossbar is on the critical path) instead of 3 or 4 LUT4; 3:1 and
-        2:1 multiplexers cost 2 and 1 LUT4 a bit either way. The price is one more 66..70-bit
-        register and one LUT level on the link, which drives only the neighbour's buffer
-        write and its routing compare.
+        7-input function, which Yosys' ECP5 mapping builds from wide LUTs (4 or 8 LUT4 a bit)
+        whenever it lies on the critical path; 3:1 and 2:1 multiplexers cost 2 and 1 LUT4 a
+        bit. The price is one more register and one LUT level on the link, which drives only
+        the neighbour's buffer write and its routing compare.
+
+        Each group's multiplexer is not selected by the arbiter's ``index`` (the end of the
+        allocation path) but by the winner *within the group*: the first requesting member
+        after the arbiter's ``last`` winner, cyclically — the arbiter's own rule restricted to
+        the group, so it is the winner whenever the winner is in the group. It depends on the
+        group's requests and a register only, so the wide multiplexers are off the critical
+        path and synthesis has no reason to duplicate allocation logic into every data bit.
         """
         n = len(sources)
         groups = [list(range(n))] if n <= 3 else [list(range((n + 1) // 2)),
@@ -198,24 +203,30 @@ class Router(wiring.Component):
         for g, members in enumerate(groups):
             reg = Signal(out.shape(), name=f"xbar_{name}_{g}")
             regs.append(reg)
-            # The fewest index bits that tell this group's members apart select among them
-            # (indices of other groups are don't-cares: that register is not shown then).
-            bits = next(bits for count in range(len(index) + 1)
-                        for bits in itertools.combinations(range(len(index)), count)
-                        if len({tuple((k >> b) & 1 for b in bits) for k in members}) == len(members))
-            select = Cat(index[b] for b in bits)
-            with m.Switch(select):
+            pick = Signal(range(max(len(members), 2)), name=f"xbar_{name}_{g}_pick")
+            # Members at or before `last` come after the others in the cyclic order.
+            at_or_before = [arb.last >= k for k in members]
+            for start in range(len(members)):
+                if start == 0:
+                    region = ~at_or_before[0] | at_or_before[-1]
+                else:
+                    region = at_or_before[start - 1] & ~at_or_before[start]
+                order = list(range(start, len(members))) + list(range(start))
+                with m.If(region):
+                    for j in reversed(order):
+                        with m.If(arb.requests[members[j]]):
+                            m.d.comb += pick.eq(j)
+            with m.Switch(pick):
                 for j, k in enumerate(members):
                     sel_entry, vc = sources[k]
-                    key = sum(((k >> b) & 1) << i for i, b in enumerate(bits))
-                    with (m.Case(key) if j < len(members) - 1 else m.Default()):
+                    with (m.Case(j) if j < len(members) - 1 else m.Default()):
                         m.d.sync += reg.eq(Cat(sel_entry.data, sel_entry.head, sel_entry.tail,
                                                vc[:out.vc.shape().width]))
         if len(regs) == 1:
             m.d.comb += out.eq(regs[0])
         else:
             second = Signal(name=f"xbar_{name}_second")
-            m.d.sync += second.eq(index >= groups[1][0])
+            m.d.sync += second.eq(arb.index >= groups[1][0])
             m.d.comb += out.eq(Mux(second, regs[1].as_value(), regs[0].as_value()))
 
     def elaborate(self, platform):
@@ -285,15 +296,23 @@ class Router(wiring.Component):
                     m.d.sync += packet_route.eq(arrival_route)
 
         # ---- output VC state: credits and ownership -------------------------------------
-        credits = {}   # (port, vc) -> credit counter
-        held = {}      # (port, vc) -> output VC held by a packet whose tail has not left
+        # Both are kept from the output register (the flit on the link), one cycle after the
+        # allocation that sent it, so their update logic starts at flip-flops instead of at
+        # the end of the allocation path; the flit on the link is then accounted for by hand:
+        # it has used a credit the counter still shows, and holds or frees its VC.
+        can_take, can_send = {}, {}   # (port, vc): a head / a body flit may be sent now
         for o in outs:
+            link = self.o[o]
             for v in range(V):
-                credits[o, v] = Signal(range(B + 1), init=B, name=f"credits_{PORTS[o]}_{v}")
-                held[o, v] = Signal(name=f"held_{PORTS[o]}_{v}")
-        # `can_take[o][v]`: a head may take output VC v of port o now; `can_send`: a body may.
-        can_send = {o: Cat(credits[o, v] != 0 for v in range(V)) for o in outs}
-        can_take = {o: Cat((credits[o, v] != 0) & ~held[o, v] for v in range(V)) for o in outs}
+                credits = Signal(range(B + 1), init=B, name=f"credits_{PORTS[o]}_{v}")
+                held = Signal(name=f"held_{PORTS[o]}_{v}")   # by a packet whose tail has not left
+                on_link = link.valid & (link.flit.vc == v)
+                m.d.sync += credits.eq(credits + link.credit[v] - on_link)
+                with m.If(on_link):
+                    # Held from a head until its tail leaves; a head-and-tail flit never holds.
+                    m.d.sync += held.eq(~link.flit.tail)
+                can_send[o, v] = credits > on_link
+                can_take[o, v] = can_send[o, v] & ~Mux(on_link, ~link.flit.tail, held)
 
         # ---- input-first separable switch allocation ------------------------------------
         in_arb, sel_vc, sel_route, sel_flit = {}, {}, {}, {}
@@ -308,7 +327,7 @@ class Router(wiring.Component):
                 with m.Switch(h.route):
                     for j, o in enumerate(dests[p]):
                         with (m.Case(j) if j < len(dests[p]) - 1 else m.Default()):
-                            m.d.comb += send_ok.eq(Cat(can_take[o][v], can_send[o][v])
+                            m.d.comb += send_ok.eq(Cat(can_take[o, v], can_send[o, v])
                                                    .bit_select(~h.head, 1))
                 m.d.comb += arb.requests[v].eq(occupied[p, v] & send_ok)
             sel_vc[p] = arb.index
@@ -336,23 +355,9 @@ class Router(wiring.Component):
             m.d.comb += arb.advance.eq(arb.valid)
             link = self.o[o]
             m.d.sync += link.valid.eq(arb.valid)
-            self._crossbar(m, link.flit, arb.index,
+            self._crossbar(m, link.flit, arb,
                            [(sel_flit[p], sel_vc[p]) for p in srcs[o]], PORTS[o])
 
-            for v in range(V):
-                sent = Signal(name=f"sent_{PORTS[o]}_{v}")
-                sent_tail = Signal(name=f"sent_tail_{PORTS[o]}_{v}")
-                with m.Switch(arb.index):
-                    for k, p in enumerate(srcs[o]):
-                        with m.Case(k):
-                            m.d.comb += [
-                                sent.eq(arb.valid & (sel_vc[p] == v)),
-                                sent_tail.eq(sel_flit[p].tail),
-                            ]
-                m.d.sync += credits[o, v].eq(credits[o, v] + link.credit[v] - sent)
-                with m.If(sent):
-                    # Held from a head until its tail leaves; a head-and-tail flit never holds.
-                    m.d.sync += held[o, v].eq(~sent_tail)
 
         for p in ins:
             grants = [out_arb[o].grant[k] for o in outs
