@@ -247,7 +247,7 @@ class Router(wiring.Component):
         # its input's list.
         dests = {p: [o for o in outs if turn_allowed(self._routing, p, o)] for p in ins}
         srcs = {o: [p for p in ins if o in dests[p]] for o in outs}
-        meta = {p: data.StructLayout({"head": 1, "tail": 1, "route": range(max(len(dests[p]), 2))})
+        meta = {p: data.StructLayout({"head": 1, "route": range(max(len(dests[p]), 2))})
                 for p in ins}
         ptr_bits = (B - 1).bit_length()
         vc_addr_bits = (V - 1).bit_length()
@@ -256,10 +256,13 @@ class Router(wiring.Component):
         occupied = {}        # (port, vc) -> the VC holds at least one flit
         heads = {}           # (port, vc) -> view of the VC's front entry
         rd_addr, rd_data, rptrs = {}, {}, {}
+        buffered = data.StructLayout({"data": W, "head": 1, "tail": 1})
         for p in ins:
             link = self.i[p]
             arrival_route = self._route(m, link.flit.data, dests[p])
-            mem = Memory(shape=unsigned(W), depth=1 << (ptr_bits + vc_addr_bits), init=[])
+            # The head and tail bits travel with the data too, so the crossbar takes them from
+            # the one read port instead of a multiplexer over the VCs' metadata.
+            mem = Memory(shape=buffered, depth=1 << (ptr_bits + vc_addr_bits), init=[])
             m.submodules[f"mem_{PORTS[p]}"] = mem
             wr = mem.write_port()
             rd = mem.read_port(domain="comb")
@@ -269,8 +272,8 @@ class Router(wiring.Component):
                                     for v in range(V))
             wvc = link.flit.vc[:vc_addr_bits]
             wsel = wptr[wvc] if V > 1 else wptr[0]
-            m.d.comb += [wr.addr.eq(Cat(wsel[:ptr_bits], wvc)), wr.data.eq(link.flit.data),
-                         wr.en.eq(link.valid)]
+            m.d.comb += [wr.addr.eq(Cat(wsel[:ptr_bits], wvc)), wr.en.eq(link.valid),
+                         wr.data.eq(Cat(link.flit.data, link.flit.head, link.flit.tail))]
             with m.If(link.valid):
                 m.d.sync += wsel.eq(wsel + 1)
             for v in range(V):
@@ -282,12 +285,11 @@ class Router(wiring.Component):
                 heads[p, v] = meta_rd.data
                 occupied[p, v] = wptr[v] != rptr[v]
                 # Body flits follow the port their head took on arrival at this input VC.
-                packet_route = Signal(meta[p].size - 2, name=f"packet_route_{PORTS[p]}_{v}")
+                packet_route = Signal(meta[p].size - 1, name=f"packet_route_{PORTS[p]}_{v}")
                 m.d.comb += [
                     meta_wr.en.eq(link.valid & (link.flit.vc == v)),
                     meta_wr.addr.eq(wptr[v][:ptr_bits]),
                     meta_wr.data.head.eq(link.flit.head),
-                    meta_wr.data.tail.eq(link.flit.tail),
                     meta_wr.data.route.eq(packet_route),
                 ]
                 with m.If(link.flit.head):
@@ -334,16 +336,12 @@ class Router(wiring.Component):
             rptr = rptrs[p]
             sel = arb.index[:vc_addr_bits]
             m.d.comb += rd_addr[p].eq(Cat((rptr[sel] if V > 1 else rptr[0])[:ptr_bits], sel))
-            entry = data.StructLayout({"data": W, **meta[p].members})
-            sel_flit[p] = Signal(entry, name=f"sel_flit_{PORTS[p]}")
-            m.d.comb += sel_flit[p].data.eq(rd_data[p])
+            sel_flit[p] = rd_data[p]
+            sel_route[p] = Signal.like(heads[p, 0].route, name=f"sel_route_{PORTS[p]}")
             with m.Switch(arb.index):
                 for v in range(V):
-                    with m.Case(v):
-                        m.d.comb += [sel_flit[p].head.eq(heads[p, v].head),
-                                     sel_flit[p].tail.eq(heads[p, v].tail),
-                                     sel_flit[p].route.eq(heads[p, v].route)]
-            sel_route[p] = sel_flit[p].route
+                    with (m.Case(v) if v < V - 1 else m.Default()):
+                        m.d.comb += sel_route[p].eq(heads[p, v].route)
 
         out_arb = {}
         moved = {p: Signal(name=f"moved_{PORTS[p]}") for p in ins}
@@ -351,7 +349,8 @@ class Router(wiring.Component):
             arb = out_arb[o] = RoundRobinArbiter(n=len(srcs[o]))
             m.submodules[f"out_arb_{PORTS[o]}"] = arb
             for k, p in enumerate(srcs[o]):
-                m.d.comb += arb.requests[k].eq(in_arb[p].valid & (sel_route[p] == dests[p].index(o)))
+                m.d.comb += arb.requests[k].eq(in_arb[p].valid
+                                               & (sel_route[p] == dests[p].index(o)))
             m.d.comb += arb.advance.eq(arb.valid)
             link = self.o[o]
             m.d.sync += link.valid.eq(arb.valid)
