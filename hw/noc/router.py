@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -70,16 +70,21 @@ def turn_allowed(routing, in_port, out_port):
 class Router(wiring.Component):
     """Five-port input-buffered wormhole router with virtual channels and credit flow control.
 
-    Every input port buffers ``buffer`` flits per VC: the flits' data of all its VCs share one
-    memory (a ring per VC; the VC chosen for the crossbar is a read address), and the head,
-    tail and output-port bits, which allocation needs from every VC at once, sit in a small
-    FIFO per VC. The output port of each flit is
-    computed when it is *written* into the input buffer (the head's destination against this
-    router's coordinates; body flits inherit their head's port), so routing is off the
-    allocation path, as with lookahead routing. In the cycle after a flit is buffered, VC
-    allocation and separable switch allocation happen together and the winner crosses the
-    crossbar into the output register, which drives the link: a flit spends **one cycle in the
-    router and one on the link**.
+    Every input port buffers ``buffer`` flits per VC: the flits (data, head and tail bits) of
+    all its VCs share one memory (a ring per VC; the VC chosen for the crossbar is a read
+    address), and the head bit and output port, which allocation needs from every VC at once,
+    sit in a small memory per VC addressed by the same ring pointers. The output port of each
+    flit is computed when it is *written* into the input buffer (the head's destination against
+    this router's coordinates; body flits inherit their head's port), so routing is off the
+    allocation path, as with lookahead routing; it is stored as an index into the outputs its
+    input can reach under dimension-order routing (:func:`turn_allowed`). In the cycle after a
+    flit is buffered, VC allocation and separable switch allocation happen together and the
+    winner crosses the crossbar into the output register, which drives the link: a flit spends
+    **one cycle in the router and one on the link**.
+
+    The crossbar has only the 17 legal turns. Outputs reached from 4 or 5 inputs (local, and
+    the second dimension) have two output registers fed by 2:1 or 3:1 multiplexers and a 2:1
+    multiplexer after them (see :meth:`_crossbar`): about 12 LUT4 per flit bit on ECP5.
 
     Switch allocation is separable, input first: a round-robin arbiter per input port picks one
     of its eligible VCs, then a round-robin arbiter per output port picks one of the requesting
@@ -92,7 +97,10 @@ class Router(wiring.Component):
     class) flow in order), and a head is eligible only while the output VC it needs is not held
     by another packet and has a credit. The output VC is held from head to tail and is free again
     in the cycle after the tail has left — not when the tail's credit comes back. A flit is
-    eligible when its downstream VC has a credit, so buffers never overflow.
+    eligible when its downstream VC has a credit, so buffers never overflow. Credit counters
+    and ownership are updated from the flit on the output link (registered), one cycle after
+    the allocation, with that flit accounted for by hand; this keeps their logic off the
+    allocation path.
 
     Latency: zero-load, 2 cycles per hop (1 in the router, 1 on the link). Credit loop: a flit
     sent at edge ``t`` is buffered downstream at ``t + 1``, leaves it at ``t + 2`` at the
@@ -123,8 +131,9 @@ class Router(wiring.Component):
         written into buffer ``flit.vc`` at the clock edge; ``credit`` is registered and pulses
         one cycle after the flit leaves the buffer.
     o : Out(LinkSignature).array(5)
-        Output links; ``valid``/``flit`` come straight from the output register. ``credit``
-        from the receiver may be combinational or registered.
+        Output links; ``valid`` comes from a register, ``flit`` from one, or from two through a
+        2:1 multiplexer with a registered select. ``credit`` from the receiver may be
+        combinational or registered.
     """
 
     def __init__(self, *, x, y, cols, rows, vcs=2, buffer=4, flit_width=64, routing="xy"):
