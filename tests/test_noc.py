@@ -55,7 +55,8 @@ def test_noc_messages():
 
 
 def test_noc_3x5():
-    run_noc(MESH_3X5, GOLDEN)
+    # 3 columns and 5 rows in 2- and 3-bit header fields: heads can name nodes off the mesh.
+    run_noc(MESH_3X5, GOLDEN + r"|\.out_of_mesh_destinations")
 
 
 def test_noc_4x4():

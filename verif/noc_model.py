@@ -134,9 +134,19 @@ class NoCModel:
         return (head >> (self.xb + self.yb)) & ((1 << self.nb) - 1)
 
     def dst_of(self, head):
-        x = head & ((1 << self.xb) - 1)
-        y = (head >> self.xb) & ((1 << self.yb) - 1)
+        """The node a head is delivered to. Coordinates outside the mesh (possible when
+        ``cols`` or ``rows`` is not a power of two) are clamped to its edge: the routers'
+        dimension-order routing falls back to the next dimension, then to the local port,
+        where a link is missing (:meth:`hw.noc.router.Router._route`)."""
+        x = min(head & ((1 << self.xb) - 1), self.cols - 1)
+        y = min((head >> self.xb) & ((1 << self.yb) - 1), self.rows - 1)
         return y * self.cols + x
+
+    def with_coordinates(self, head, x, y):
+        """``head`` with its destination field set to column ``x``, row ``y`` (which may lie
+        outside the mesh, up to the field widths)."""
+        field = (1 << (self.xb + self.yb)) - 1
+        return (head & ~field) | x | (y << self.xb)
 
     def deliver(self, node, cls, flits):
         """Check one packet ejected at ``node`` on class ``cls``; raise AssertionError if wrong."""
