@@ -84,7 +84,7 @@ BLOCKS = {block.name: block for block in [
     Block("csr", "AXI4-Lite control/status register block (scratch + status registers)",
           CSRBankParams, csr_bank, "verif.tb_csr", bench_params=CSRBench),
     Block("noc", "2-D mesh NoC: wormhole VC routers (1 cycle + 1 link cycle per hop), credits, "
-          "message classes on disjoint VCs", NoCParams, noc, "verif.tb_noc", status="partial",
+          "message classes on disjoint VCs", NoCParams, noc, "verif.tb_noc",
           bench_params=NoCBenchParams),
     Block("noc_router", "one 5-port NoC router (interior node of a 3x3 mesh), for unit tests and area",
           RouterParams, noc_router, "verif.tb_noc_router"),
