@@ -10,7 +10,7 @@ from hw.skid_buffer import SkidBuffer, SkidBufferParams
 from hw.systolic import SystolicBenchParams, SystolicParams, systolic
 from hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
-from hw.noc.mesh import NoCBenchParams, NoCParams, noc
+from hw.noc.mesh import NoCBenchParams, NoCParams, noc, noc_network
 from hw.noc.router import RouterParams, noc_router
 from hw.noc.axi_bridge import NoCAXIParams, noc_axi
 from hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory, hbm_controller
@@ -85,7 +85,7 @@ BLOCKS = {block.name: block for block in [
           CSRBankParams, csr_bank, "verif.tb_csr", bench_params=CSRBench),
     Block("noc", "2-D mesh NoC: wormhole VC routers (1 cycle + 1 link cycle per hop), credits, "
           "message classes on disjoint VCs", NoCParams, noc, "verif.tb_noc",
-          bench_params=NoCBenchParams),
+          bench_params=NoCBenchParams, rtl=noc_network),
     Block("noc_router", "one 5-port NoC router (interior node of a 3x3 mesh), for unit tests and area",
           RouterParams, noc_router, "verif.tb_noc_router"),
     Block("noc_axi", "AXI4 bridge pair over the NoC mesh: managers s_axiK reach subordinates m_axiK "

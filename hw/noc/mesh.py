@@ -15,7 +15,7 @@ from .traffic import HIST_BINS, PATTERNS, STATS, TS_BITS, EjectChecker, TrafficG
     bench_header_bits
 
 
-__all__ = ["NoCParams", "NoCBenchParams", "Mesh", "noc"]
+__all__ = ["NoCParams", "NoCBenchParams", "Mesh", "noc", "noc_network"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ class NoCParams(Params):
     flit_width: int = param(64, lo=8, hi=1024, doc="payload bits per flit (head: destination in low bits)")
     routing: str = param("xy", choices=ROUTINGS, doc="dimension-order routing")
     classes: int = param(1, lo=1, hi=4, doc="message classes, each on its own VCs (2: request/response)")
-    traffic_gen: bool = param(True, doc="include the per-node traffic generators/checkers of `bench`")
+    traffic_gen: bool = param(True, doc="include the per-node traffic generators/checkers of `bench` "
+                                        "(simulation only: `scoville verilog`/`synth` give the "
+                                        "network without them)")
     histogram: bool = param(True, doc="with traffic_gen: a 64-bin latency histogram per node "
                                       "(for p99; false gives a much smaller simulation model)")
     message_ni: bool = param(False, doc="message endpoints (destination/source + payload beats, "
@@ -243,5 +245,12 @@ class Mesh(wiring.Component):
 
 
 def noc(**params):
-    """Factory of the ``noc`` block."""
+    """Factory of the ``noc`` block (the simulation top: with ``traffic_gen``, the bench's
+    generators and checkers sit at every node)."""
     return Mesh(**params)
+
+
+def noc_network(**params):
+    """The ``noc`` block's deliverable RTL (``scoville verilog``/``synth``): the mesh with its
+    endpoint streams, without the bench's traffic generators and checkers."""
+    return Mesh(**{**params, "traffic_gen": False})
