@@ -89,8 +89,10 @@ class HBMStack(wiring.Component):
         def route(addr, length):
             ch = addr[il_bits:il_bits + ch_bits] if ch_bits else 0
             local = Cat(addr[:il_bits], addr[il_bits + ch_bits:])
-            end = addr[:il_bits] + ((length + 1) << 5)
-            crosses = end > p.interleave
+            # In atoms, as the channel counts beats (from the atom holding an unaligned address):
+            # in bytes, an unaligned burst ending in the granule's last atom looked like a crossing.
+            end = addr[5:il_bits] + length + 1
+            crosses = end > (p.interleave >> 5)
             return ch, local, crosses
 
         # Request channels (AR, AW) with their order queues; W follows the AW order.
