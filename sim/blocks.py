@@ -14,7 +14,7 @@ from hw.noc.mesh import NoCBenchParams, NoCParams, noc, noc_network
 from hw.noc.router import RouterParams, noc_router
 from hw.noc.axi_bridge import NoCAXIParams, noc_axi
 from hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory, hbm_controller
-from hw.hbm.stack import HBMStackParams, hbm_stack
+from hw.hbm.stack import HBMStackParams, hbm_stack, hbm_stack_system
 
 
 __all__ = ["Block", "BLOCKS", "get_block"]
@@ -95,7 +95,8 @@ BLOCKS = {block.name: block for block in [
           "with a behavioural device", HBMParams, hbm_block_factory, "verif.tb_hbm",
           bench_params=HBMBenchParams, rtl=hbm_controller),
     Block("hbm_stack", "N HBM pseudo-channels (controller + device each) behind one AXI4 port, "
-          "address-interleaved, responses in request order", HBMStackParams, hbm_stack, "verif.tb_hbm"),
+          "address-interleaved, responses in request order", HBMStackParams, hbm_stack_system, "verif.tb_hbm",
+          bench_params=HBMBenchParams, rtl=hbm_stack),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
           SystolicParams, systolic, "verif.tb_systolic", bench_params=SystolicBenchParams),
     Block("gemm", "int8 GEMM engine: systolic array, A/B/C buffers, bias + requantisation, "

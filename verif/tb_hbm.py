@@ -21,6 +21,19 @@ DECERR, SLVERR, OKAY = 3, 2, 0
 _GOLDEN = {}
 
 
+def channel_ports(params):
+    """``[(monitor prefix, stats prefix)]`` per pseudo-channel: ``hbm`` has ``mon_*``/``stats_*``,
+    ``hbm_stack`` ``mon<k>_*``/``stats<k>_*``."""
+    if "channels" not in params:
+        return [("mon", "stats")]
+    return [(f"mon{k}", f"stats{k}") for k in range(params["channels"])]
+
+
+def channel_stat(dut, params, name):
+    """Counter ``name`` (``reads``, ``refreshes``, ...) summed over the pseudo-channels."""
+    return sum(int(getattr(dut, f"{stats}_{name}").value) for _, stats in channel_ports(params))
+
+
 def capacity(params):
     """Bytes of the device (of all pseudo-channels for ``hbm_stack``)."""
     t = model_timing(params)
@@ -57,9 +70,8 @@ class HBMTB(TB):
         self.size = capacity(self.params)
         # The device memory survives between tests of one simulator run: so does the golden copy.
         self.golden = _GOLDEN.setdefault("mem", np.zeros(self.size, dtype=np.uint8))
-        prefixes = [f"mon{k}" for k in range(self.params["channels"])] if "channels" in self.params else ["mon"]
-        self.models = [HBMChannelModel(dut, self.timing, prefix=pre, strict=strict, log=dut._log)
-                       for pre in prefixes]
+        self.models = [HBMChannelModel(dut, self.timing, prefix=mon, strict=strict, log=dut._log)
+                       for mon, _ in channel_ports(self.params)]
         self.model = self.models[0]
         self._tasks = []
         self._make_drivers()
@@ -401,16 +413,16 @@ async def refresh_rate(dut):
     await tb.drain()
     elapsed = tb.cycle - start
     if t["PER_BANK"]:
-        command, banks = "REFPB", t["BG"] * t["BA"]
+        command, other, banks = "REFPB", "REF", t["BG"] * t["BA"]
         interval, postpone = t["tREFI"] // banks, t["POSTPONE"] * banks
-        assert tb.model.counts["REF"] == 0
     else:
-        command, interval, postpone = "REF", t["tREFI"], t["POSTPONE"]
-        assert tb.model.counts["REFPB"] == 0
-    refs = tb.model.counts[command]
-    assert refs >= elapsed // interval - postpone, f"{refs} {command} in {elapsed} cycles"
-    assert refs <= elapsed // interval + 1, f"{refs} {command} in {elapsed} cycles: too many"
-    assert int(dut.stats_refreshes.value) == refs
+        command, other, interval, postpone = "REF", "REFPB", t["tREFI"], t["POSTPONE"]
+    for model, (mon, stats) in zip(tb.models, channel_ports(tb.params)):
+        refs = model.counts[command]
+        assert model.counts[other] == 0, f"{mon}: {model.counts[other]} {other} in {command} mode"
+        assert refs >= elapsed // interval - postpone, f"{mon}: {refs} {command} in {elapsed} cycles"
+        assert refs <= elapsed // interval + 1, f"{mon}: {refs} {command} in {elapsed} cycles: too many"
+        assert int(getattr(dut, f"{stats}_refreshes").value) == refs, f"{stats}_refreshes != {refs}"
     tb.finish_checks()
 
 
@@ -440,14 +452,21 @@ PATTERNS = {"seq": 0, "random": 1, "strided": 2, "mixed": 3}
 
 @cocotb.test()
 async def bench(dut):
-    """``scoville bench hbm``: the hardware traffic generator drives the controller; Python only
-    runs the independent timing model (``--check``) and reads the counters at the end."""
+    """``scoville bench hbm`` / ``hbm_stack``: the hardware traffic generator drives the
+    controller (the stack's AXI port); Python only runs the independent timing model of each
+    pseudo-channel (``--timing-check``) and reads the counters at the end.
+
+    Bounds, for ``N`` pseudo-channels (1 for ``hbm``): peak ``N * 32 B / burst`` per cycle;
+    refresh-limited ceiling ``1 - (tRTP + tRP + tRFC + tRCD_RD) / tREFI`` of the peak;
+    activation bound ``N * min(1/tRRD_S, 4/tFAW) * 32 B * ceiling`` per cycle. The stack's one
+    AXI port also carries at most one 32-byte beat per cycle per direction (``port_bound``)."""
     args = bench_args()
     pattern = args.get("pattern", "seq")
     requests = int(args.get("requests", 20000))
     trace = args.get("trace")
     params = block_params()
     t = model_timing(params)
+    channels = channel_ports(params)
     if trace:
         tb = TB(dut, stall="none", timeout=100000)
         await tb.reset()
@@ -461,9 +480,10 @@ async def bench(dut):
         await ClockCycles(dut.clk, 2)
         dut.rst.value = 0
         await RisingEdge(dut.clk)
-    model = HBMChannelModel(dut, t, strict=False, log=dut._log) if args.get("timing_check", True) else None
+    models = [HBMChannelModel(dut, t, prefix=mon, strict=False, log=dut._log) for mon, _ in channels] \
+        if args.get("timing_check", True) else []
     if trace:
-        result = await _replay_trace(tb, trace, model)
+        result = await _replay_trace(tb, trace)
     else:
         dut.tg_pattern.value = PATTERNS[pattern]
         dut.tg_requests.value = requests
@@ -486,31 +506,41 @@ async def bench(dut):
                   "avg_read_latency": round(int(dut.tg_lat_sum.value) / reads, 2) if reads else None,
                   "max_read_latency": int(dut.tg_lat_max.value) if reads else None,
                   "data_errors": int(dut.tg_data_errors.value) + int(dut.tg_resp_errors.value)}
-    hits, misses, conflicts = (int(getattr(dut, f"stats_{n}").value) for n in ("row_hits", "row_misses",
-                                                                                 "row_conflicts"))
+    hits, misses, conflicts = (channel_stat(dut, params, n) for n in ("row_hits", "row_misses", "row_conflicts"))
     columns = hits + misses + conflicts
     tck_ns = {"hbm2": 1.0, "hbm3": 0.625}[params.get("preset", "hbm2")]
-    peak = ATOM / t["BL"]  # bytes per cycle
+    n = len(channels)
+    peak = n * ATOM / t["BL"]  # bytes per cycle
     cycles = max(1, result["cycles"])
+    rate = result["bytes"] / cycles
     ceiling = 1 - (t["tRTP"] + t["tRP"] + t["tRFC"] + t["tRCDRD"]) / t["tREFI"]
-    act_bound = min(1 / t["tRRDS"], 4 / t["tFAW"]) * ATOM * ceiling
+    act_bound = n * min(1 / t["tRRDS"], 4 / t["tFAW"]) * ATOM * ceiling
+    violations = [v for model in models for v in model.violations]
     result.update({
         "pattern": "trace" if trace else pattern, "preset": params.get("preset", "hbm2"),
-        "bandwidth_GBps": round(result["bytes"] / (cycles * tck_ns), 3),
-        "efficiency": round(result["bytes"] / cycles / peak, 4),
+        "bandwidth_GBps": round(rate / tck_ns, 3),
+        "efficiency": round(rate / peak, 4),
         "refresh_ceiling": round(ceiling, 4),
-        "of_refresh_ceiling": round(result["bytes"] / cycles / peak / ceiling, 4),
-        "of_activation_bound": round(result["bytes"] / cycles / act_bound, 4),
+        "of_refresh_ceiling": round(rate / peak / ceiling, 4),
+        "of_activation_bound": round(rate / act_bound, 4),
         "row_hit_rate": round(hits / columns, 4) if columns else None,
-        "refreshes": int(dut.stats_refreshes.value),
-        "timing_violations": len(model.violations) if model else None,
-        "timing_checked": model is not None,
+        "refreshes": channel_stat(dut, params, "refreshes"),
+        "timing_violations": len(violations) if models else None,
+        "timing_checked": bool(models),
     })
-    if model and model.violations:
-        result["first_violation"] = model.violations[0]
+    if "channels" in params:
+        # One 256-bit port: a read beat and a write beat per cycle at most.
+        port = max(result["reads"], result["writes"]) * ATOM / cycles
+        result.update({
+            "channels": n, "port_bound_bytes_per_cycle": ATOM, "of_port_bound": round(port / ATOM, 4),
+            # Column commands per channel: sequential traffic should spread evenly (interleave).
+            "channel_accesses": [int(getattr(dut, f"{st}_reads").value) + int(getattr(dut, f"{st}_writes").value)
+                                 for _, st in channels]})
+    if violations:
+        result["first_violation"] = violations[0]
     dut._log.info("bench result " + json.dumps(result))
     write_bench_result(result)
-    assert not model or not model.violations, model.violations[0]
+    assert not violations, violations[0]
     assert result["data_errors"] == 0, f"{result['data_errors']} data/response errors"
 
 
@@ -529,7 +559,7 @@ def parse_trace(path):
     return out
 
 
-async def _replay_trace(tb, path, model):
+async def _replay_trace(tb, path):
     """Replay a trace through the AXI port (Python-driven: one request per line, issued no
     earlier than its cycle stamp), addresses folded into the device."""
     dut = tb.dut

@@ -9,13 +9,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..axi import AXI4Signature, Burst
 from ..params import ParameterError, param
-from .controller import ATOM_BITS, HBMController
+from .controller import ATOM_BITS, HBMController, StatsSignature
 from .device import HBMDevice
-from .system import MonitorSignature
+from .system import MonitorSignature, TrafficGenerator, connect_traffic_generator, traffic_generator_ports
 from .timing import HBMParams
 
 
-__all__ = ["HBMStackParams", "HBMStack", "hbm_stack"]
+__all__ = ["HBMStackParams", "HBMStack", "HBMStackSystem", "hbm_stack", "hbm_stack_system"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,20 @@ class HBMStackParams(HBMParams):
     channels: int = param(2, lo=2, hi=32, power_of_two=True, doc="pseudo-channels (a full HBM2 stack: 16)")
     interleave: int = param(1024, lo=32, hi=1 << 16, power_of_two=True,
                             doc="bytes of one channel before the next (bursts may not cross it)")
-    order_depth: int = param(16, lo=2, hi=64, power_of_two=True, doc="outstanding bursts per direction")
+    # The order queues bound the bursts in flight through the stack: fewer than the channels'
+    # queues hold starve them (random reads need ~64 in flight per channel for the ACT bound).
+    order_depth: int = param(0, lo=0, hi=2048,
+                             doc="outstanding bursts per direction (0: channels x max(read_queue, write_queue))")
 
     def check(self):
         HBMParams.check(self)
         if self.interleave > self.timing().banks * self.rows * self.timing().columns * 32:
             raise ParameterError(f"interleave: {self.interleave} exceeds one channel's capacity")
+
+    @property
+    def order_entries(self):
+        """Order queue entries: ``order_depth``, or by default enough for every channel's queues."""
+        return self.order_depth or self.channels * max(self.read_queue, self.write_queue)
 
     def channel_params(self):
         names = {f.name for f in fields(HBMParams)}
@@ -50,13 +58,18 @@ class HBMStack(wiring.Component):
     RLAST (the B), and W beats go to the channel at the head of the AW order until WLAST. As each
     channel answers in its own request order, responses leave in request order (so in order per
     ID). Adds no cycle of latency (combinational routing); throughput up to one burst per cycle
-    per direction, the sum of the channels' bandwidth while the requests spread over channels.
+    per direction, the sum of the channels' bandwidth while the requests spread over channels,
+    but at most one 32-byte beat per cycle per direction on ``s_axi`` (two HBM2/HBM3
+    pseudo-channels' peak). A request to a channel whose queue is full holds the port
+    (head-of-line), and at most ``order_entries`` bursts per direction are in flight.
 
     Members
     -------
     s_axi : In(AXI4Signature)
     mon<k> : Out(MonitorSignature)
         PHY bus of channel ``k``, for the timing model.
+    stats<k> : Out(StatsSignature)
+        Counters of channel ``k``'s controller.
     """
 
     def __init__(self, params=None, **kwargs):
@@ -69,7 +82,14 @@ class HBMStack(wiring.Component):
                                              id_width=p.id_width))}
         for k, c in enumerate(self.ctrls):
             members[f"mon{k}"] = Out(MonitorSignature(c.phy.signature))
+        for k in range(p.channels):
+            members[f"stats{k}"] = Out(StatsSignature(p.read_queue, p.write_queue))
         super().__init__(members)
+
+    @property
+    def atom_bits(self):
+        """Address bits of a 32-byte atom of the whole stack."""
+        return self.ctrls[0].amap.atom_bits + (self.params.channels - 1).bit_length()
 
     def elaborate(self, platform):
         m = Module()
@@ -85,6 +105,7 @@ class HBMStack(wiring.Component):
             mon = getattr(self, f"mon{k}")
             for name in mon.signature.members:
                 m.d.comb += getattr(mon, name).eq(getattr(c.phy, name))
+            wiring.connect(m, c.stats, wiring.flipped(getattr(self, f"stats{k}")))
 
         def route(addr, length):
             ch = addr[il_bits:il_bits + ch_bits] if ch_bits else 0
@@ -96,9 +117,10 @@ class HBMStack(wiring.Component):
             return ch, local, crosses
 
         # Request channels (AR, AW) with their order queues; W follows the AW order.
-        m.submodules.rord = rord = SyncFIFOBuffered(width=max(1, ch_bits), depth=p.order_depth)
-        m.submodules.word = word = SyncFIFOBuffered(width=max(1, ch_bits), depth=p.order_depth)
-        m.submodules.bord = bord = SyncFIFOBuffered(width=max(1, ch_bits), depth=p.order_depth)
+        depth = p.order_entries
+        m.submodules.rord = rord = SyncFIFOBuffered(width=max(1, ch_bits), depth=depth)
+        m.submodules.word = word = SyncFIFOBuffered(width=max(1, ch_bits), depth=depth)
+        m.submodules.bord = bord = SyncFIFOBuffered(width=max(1, ch_bits), depth=depth)
         for kind, fifos in (("ar", [rord]), ("aw", [word, bord])):
             addr, length = getattr(axi, f"{kind}addr"), getattr(axi, f"{kind}len")
             ch, local, crosses = route(addr, length)
@@ -142,6 +164,47 @@ class HBMStack(wiring.Component):
         return m
 
 
+class HBMStackSystem(wiring.Component):
+    """:class:`HBMStack` plus the ``hbm`` block's hardware traffic generator: the simulation top
+    of block ``hbm_stack``. Tests drive ``s_axi`` with ``tg_start`` low; ``scoville bench
+    hbm_stack`` raises it and reads ``tg_*`` at the end (no Python on the per-cycle path).
+
+    The generator issues at most one single-beat request per cycle, which is also the port's
+    limit: 32 bytes per cycle, the peak of two pseudo-channels.
+
+    Members
+    -------
+    s_axi, mon<k>, stats<k> :
+        As in :class:`HBMStack`.
+    tg_* :
+        Traffic generator control and results (see :class:`~hw.hbm.system.TrafficGenerator`),
+        its addresses spanning the whole stack.
+    """
+
+    def __init__(self, params=None, **kwargs):
+        self.stack = HBMStack(params, **kwargs)
+        p = self.params = self.stack.params
+        # Its read-latency FIFO must hold every read in flight: all channels' read queues.
+        self.tg = TrafficGenerator(addr_width=p.addr_width, id_width=p.id_width,
+                                   atom_bits=self.stack.atom_bits, read_queue=p.channels * p.read_queue)
+        super().__init__({**self.stack.signature.members, **traffic_generator_ports(self.tg)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.stack = stack = self.stack
+        m.submodules.tg = tg = self.tg
+        for name in stack.signature.members:
+            if name != "s_axi":
+                wiring.connect(m, getattr(stack, name), wiring.flipped(getattr(self, name)))
+        connect_traffic_generator(m, self, tg, stack.s_axi)
+        return m
+
+
 def hbm_stack(**params):
-    """Block factory of ``hbm_stack``."""
+    """The ``hbm_stack`` block's RTL for ``scoville verilog``/``synth``: the stack alone."""
     return HBMStack(HBMStackParams(**params))
+
+
+def hbm_stack_system(**params):
+    """Block factory of ``hbm_stack``: stack + traffic generator (tests and bench)."""
+    return HBMStackSystem(HBMStackParams(**params))

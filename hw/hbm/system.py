@@ -18,7 +18,8 @@ from .device import HBMDevice
 from .timing import HBMParams
 
 
-__all__ = ["Pattern", "HBMSystem", "hbm_system", "atom_pattern"]
+__all__ = ["Pattern", "TrafficGenerator", "HBMSystem", "hbm_system", "atom_pattern",
+           "traffic_generator_ports", "connect_traffic_generator"]
 
 
 class Pattern(enum.IntEnum):
@@ -170,6 +171,34 @@ class TrafficGenerator(wiring.Component):
         return m
 
 
+def traffic_generator_ports(tg):
+    """The ``tg_*`` members of a top level carrying traffic generator ``tg``: its control inputs
+    and result outputs under their own names (``tg_start``, ..., ``tg_cycles``)."""
+    return {f"tg_{name}": In(member.shape) if member.flow == In else Out(member.shape)
+            for name, member in tg.signature.members.items() if name != "axi"}
+
+
+def connect_traffic_generator(m, top, tg, port):
+    """Wire ``top.tg_*`` (see :func:`traffic_generator_ports`) to ``tg`` and hand the AXI
+    subordinate ``port`` to ``tg.axi`` while ``top.tg_start`` is high, else to ``top.s_axi``
+    (combinational multiplexers: no added latency on either path)."""
+    for name, member in tg.signature.members.items():
+        if name == "axi":
+            continue
+        if member.flow == In:
+            m.d.comb += getattr(tg, name).eq(getattr(top, f"tg_{name}"))
+        else:
+            m.d.comb += getattr(top, f"tg_{name}").eq(getattr(tg, name))
+    use_tg = Signal()
+    m.d.comb += use_tg.eq(top.tg_start)
+    for name, member in tg.axi.signature.members.items():
+        ext, gen, dst = getattr(top.s_axi, name), getattr(tg.axi, name), getattr(port, name)
+        if member.flow == Out:  # manager -> subordinate
+            m.d.comb += dst.eq(Mux(use_tg, gen, ext))
+        else:
+            m.d.comb += [ext.eq(Mux(use_tg, 0, dst)), gen.eq(Mux(use_tg, dst, 0))]
+
+
 class HBMSystem(wiring.Component):
     """Controller + behavioural device (+ traffic generator): the ``hbm`` block's top level.
 
@@ -200,9 +229,7 @@ class HBMSystem(wiring.Component):
             "mon": Out(MonitorSignature(self.ctrl.phy.signature)),
             "stats": Out(StatsSignature(self.params.read_queue, self.params.write_queue)),
         }
-        for name, member in self.tg.signature.members.items():
-            if name != "axi":
-                members[f"tg_{name}"] = In(member.shape) if member.flow == In else Out(member.shape)
+        members.update(traffic_generator_ports(self.tg))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -215,21 +242,7 @@ class HBMSystem(wiring.Component):
             m.d.comb += getattr(self.mon, name).eq(getattr(ctrl.phy, name))
         for name in self.stats.signature.members:
             m.d.comb += getattr(self.stats, name).eq(getattr(ctrl.stats, name))
-        for name, member in tg.signature.members.items():
-            if name == "axi":
-                continue
-            if member.flow == In:
-                m.d.comb += getattr(tg, name).eq(getattr(self, f"tg_{name}"))
-            else:
-                m.d.comb += getattr(self, f"tg_{name}").eq(getattr(tg, name))
-        use_tg = Signal()
-        m.d.comb += use_tg.eq(self.tg_start)
-        for name, member in tg.axi.signature.members.items():
-            ext, gen, dst = getattr(self.s_axi, name), getattr(tg.axi, name), getattr(ctrl.s_axi, name)
-            if member.flow == Out:  # manager -> subordinate
-                m.d.comb += dst.eq(Mux(use_tg, gen, ext))
-            else:
-                m.d.comb += [ext.eq(Mux(use_tg, 0, dst)), gen.eq(Mux(use_tg, dst, 0))]
+        connect_traffic_generator(m, self, tg, ctrl.s_axi)
         return m
 
 
