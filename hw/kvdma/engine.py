@@ -52,8 +52,9 @@ class KVDMA(wiring.Component):
     cycle when ``outstanding * min(max_burst, S) >= L_mem``, ``buffer_beats - max_burst >= L_mem``
     and ``seg_depth * S >= L_mem`` (``S``: beats per segment; the write side runs ``L_mem``
     behind the reads, so that many beats of segments must be queued); a GATHER of ``N`` beats
-    then takes about ``N + 3 * L_mem`` cycles. Items cost the generator 6 cycles each, so
-    segments shorter than 6 beats are generator-bound (``6 / S`` of the bus).
+    then takes about ``N + 3 * L_mem`` cycles. Items cost the generator 5 cycles each (plus a
+    memory latency per block-table beat an APPEND or BLOCK_COPY lookup misses in its one-beat
+    cache), so segments shorter than 5 beats are generator-bound (``S / 5`` of the bus).
 
     Parameters
     ----------
@@ -425,6 +426,17 @@ class KVDMA(wiring.Component):
         m.d.comb += misaligned.eq(~s_fill & ((s_src ^ s_dst)[:lgB] != 0))
         pos_err, tbl_err, bad_err, mis_err = Signal(), Signal(), Signal(), Signal()
 
+        def advance():
+            """Statements moving the generator past the current item."""
+            m.d.sync += [j.eq(j + 1), gitem.eq(gitem + 1)]
+            with m.Switch(d_op):
+                with m.Case(Op.GATHER):
+                    m.d.sync += [dcur.eq(dcur + tokoff), rem.eq(rem - ntok)]
+                with m.Case(Op.APPEND):
+                    m.d.sync += scur.eq(scur + row_len)
+                with m.Case(Op.COPY):
+                    m.d.sync += [scur.eq(scur + d_d), dcur.eq(dcur + d_e)]
+
         with m.FSM(name="gen") as gen:
             with m.State("IDLE"):
                 with m.If(gen_start):
@@ -553,40 +565,33 @@ class KVDMA(wiring.Component):
                         ]
                 m.next = "EMIT"
             with m.State("EMIT"):
+                def next_token_or_item():
+                    # The item's advance happens on the way out of EMIT (one cycle per item
+                    # less than a state of its own: APPEND items of one head row each are
+                    # bound by the generator's cycles per item).
+                    with m.If(more_tokens):
+                        m.next = "NEXT_TOK"
+                    with m.Else():
+                        advance()
+                        m.next = "ITEM"
                 with m.If(err):
                     m.next = "STOP"
                 with m.Elif(misaligned):
                     m.next = "STOP"
                 with m.Elif(s_len == 0):
-                    with m.If(more_tokens):
-                        m.next = "NEXT_TOK"
-                    with m.Else():
-                        m.next = "ADVANCE"
+                    next_token_or_item()
                 with m.Elif(contiguous):
                     m.d.sync += p_len.eq(p_len + s_len)
-                    with m.If(more_tokens):
-                        m.next = "NEXT_TOK"
-                    with m.Else():
-                        m.next = "ADVANCE"
+                    next_token_or_item()
                 with m.Elif(~pv | can_push):
                     m.d.sync += [pv.eq(1), p_src.eq(s_src), p_dst.eq(s_dst), p_len.eq(s_len),
                                  p_fill.eq(s_fill), p_item.eq(gitem)]
-                    with m.If(more_tokens):
-                        m.next = "NEXT_TOK"
-                    with m.Else():
-                        m.next = "ADVANCE"
+                    next_token_or_item()
             with m.State("NEXT_TOK"):
                 m.d.sync += [t_cnt.eq(t_cnt + 1), t_off.eq(t_off + ts), t_sub.eq(t_sub + sub_len)]
                 m.next = "SEG"
             with m.State("ADVANCE"):
-                m.d.sync += [j.eq(j + 1), gitem.eq(gitem + 1)]
-                with m.Switch(d_op):
-                    with m.Case(Op.GATHER):
-                        m.d.sync += [dcur.eq(dcur + tokoff), rem.eq(rem - ntok)]
-                    with m.Case(Op.APPEND):
-                        m.d.sync += scur.eq(scur + row_len)
-                    with m.Case(Op.COPY):
-                        m.d.sync += [scur.eq(scur + d_d), dcur.eq(dcur + d_e)]
+                advance()
                 m.next = "ITEM"
             with m.State("FLUSH"):
                 with m.If(err):
