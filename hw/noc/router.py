@@ -245,13 +245,6 @@ class Router(wiring.Component):
         ins = [p for p in range(P) if self.present(p)]
         outs = ins  # a port exists in both directions or in neither
 
-        # Per input port, the flits' data of all VCs share one memory (a ring of 2**ptr_bits
-        # >= buffer slots per VC, addressed by VC and pointer), so choosing a VC is a read
-        # address, not a W-bit multiplexer. The few bits allocation looks at for *every* VC at
-        # once (head, tail and output port) sit in a small memory per VC, addressed by the same
-        # pointers. The pointers carry one more bit than the address, so equal pointers mean
-        # empty even when all 2**ptr_bits slots are in use; credits keep at most `buffer`
-        # flits in a VC, so the ring never overflows.
         # Outputs each input can reach (see `turn_allowed`); a flit's route is an index into
         # its input's list.
         dests = {p: [o for o in outs if turn_allowed(self._routing, p, o)] for p in ins}
@@ -262,6 +255,13 @@ class Router(wiring.Component):
         vc_addr_bits = (V - 1).bit_length()
 
         # ---- input buffers ------------------------------------------------------------
+        # Per input port, the flits of all VCs share one memory (a ring of 2**ptr_bits >=
+        # buffer slots per VC, addressed by VC and pointer), so choosing a VC is a read
+        # address, not a W-bit multiplexer. The bits allocation looks at for *every* VC at
+        # once (head bit and output port) sit in a small memory per VC, addressed by the same
+        # pointers. The pointers carry one more bit than the address, so equal pointers mean
+        # empty even when all 2**ptr_bits slots are in use; credits keep at most `buffer`
+        # flits in a VC, so the ring never overflows.
         occupied = {}        # (port, vc) -> the VC holds at least one flit
         heads = {}           # (port, vc) -> view of the VC's front entry
         rd_addr, rd_data, rptrs = {}, {}, {}
@@ -333,8 +333,7 @@ class Router(wiring.Component):
             for v in range(V):
                 h = heads[p, v]
                 send_ok = Signal(name=f"send_ok_{PORTS[p]}_{v}")
-                # A route to a missing port never happens with in-range destinations; treat it
-                # as never eligible rather than indexing outside the table.
+                # Route codes beyond the input's list never occur (the last is the default).
                 with m.Switch(h.route):
                     for j, o in enumerate(dests[p]):
                         with (m.Case(j) if j < len(dests[p]) - 1 else m.Default()):
@@ -365,7 +364,6 @@ class Router(wiring.Component):
             m.d.sync += link.valid.eq(arb.valid)
             self._crossbar(m, link.flit, arb,
                            [(sel_flit[p], sel_vc[p]) for p in srcs[o]], PORTS[o])
-
 
         for p in ins:
             grants = [out_arb[o].grant[k] for o in outs
