@@ -32,7 +32,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -n $(JOBS) -m "not slow and not icarus and not formal" tests
 
 bench: $(STAMP)
-	$(BIN)/python -m scripts.bench_all
+	$(BIN)/python -m scoville.scripts.bench_all
 
 lint: $(STAMP)
 	$(BIN)/pytest -q tests/test_lint.py

@@ -7,9 +7,9 @@ their issue names targets for. Every run is also printed as one JSON line.
 import json
 import sys
 
-from sim.blocks import BLOCKS
-from sim.cli import run_bench
-from sim.elaborate import build_root
+from scoville.sim.blocks import BLOCKS
+from scoville.sim.cli import run_bench
+from scoville.sim.elaborate import build_root
 
 
 SUITE = [

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from sim.blocks import BLOCKS
-from sim.cli import run_bench
-from sim.elaborate import build_root, elaborate
-from scripts.synth import synthesize
+from scoville.sim.blocks import BLOCKS
+from scoville.sim.cli import run_bench
+from scoville.sim.elaborate import build_root, elaborate
+from scoville.scripts.synth import synthesize
 
 
 # The demo keeps each block's default array/datapath but sizes big buffers to its workload, so
@@ -62,7 +62,7 @@ def _correct(bench):
 
 
 def _relative(path):
-    from sim.elaborate import REPO
+    from scoville.sim.elaborate import REPO
     try:
         return str(Path(path).relative_to(REPO))
     except ValueError:

@@ -23,8 +23,8 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.tools import tool
-from sim.elaborate import build_root, elaborate, file_lock, params_key, to_verilog, verilog_ports
+from scoville.sim.tools import tool
+from scoville.sim.elaborate import build_root, elaborate, file_lock, params_key, to_verilog, verilog_ports
 
 
 __all__ = ["TARGETS", "FMAX_TARGETS", "SynthError", "FmaxHarness", "synthesize"]

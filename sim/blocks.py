@@ -3,18 +3,18 @@
 from dataclasses import dataclass
 from typing import Callable
 
-from hw.arbiter import RoundRobinArbiter, RoundRobinArbiterParams
-from hw.csr import CSRBankParams, csr_bank
-from hw.params import ParameterError, Params, param
-from hw.skid_buffer import SkidBuffer, SkidBufferParams
-from hw.systolic import SystolicBenchParams, SystolicParams, systolic
-from hw.gemm import GEMMBenchParams, GEMMParams, gemm
-from hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
-from hw.noc.mesh import NoCBenchParams, NoCParams, noc, noc_network
-from hw.noc.router import RouterParams, noc_router
-from hw.noc.axi_bridge import NoCAXIParams, noc_axi
-from hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory, hbm_controller
-from hw.hbm.stack import HBMStackParams, hbm_stack, hbm_stack_system
+from scoville.hw.arbiter import RoundRobinArbiter, RoundRobinArbiterParams
+from scoville.hw.csr import CSRBankParams, csr_bank
+from scoville.hw.params import ParameterError, Params, param
+from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
+from scoville.hw.systolic import SystolicBenchParams, SystolicParams, systolic
+from scoville.hw.gemm import GEMMBenchParams, GEMMParams, gemm
+from scoville.hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
+from scoville.hw.noc.mesh import NoCBenchParams, NoCParams, noc, noc_network
+from scoville.hw.noc.router import RouterParams, noc_router
+from scoville.hw.noc.axi_bridge import NoCAXIParams, noc_axi
+from scoville.hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory, hbm_controller
+from scoville.hw.hbm.stack import HBMStackParams, hbm_stack, hbm_stack_system
 
 
 __all__ = ["Block", "BLOCKS", "get_block"]
@@ -76,35 +76,35 @@ class CSRBench(Params):
 
 BLOCKS = {block.name: block for block in [
     Block("skid_buffer", "two-entry registered stream slice (cuts valid/ready timing paths)",
-          SkidBufferParams, lambda width: SkidBuffer(width), "verif.tb_skid_buffer",
+          SkidBufferParams, lambda width: SkidBuffer(width), "scoville.verif.tb_skid_buffer",
           bench_params=StreamBench),
     Block("rr_arbiter", "round-robin arbiter with hold-until-advance grant",
-          RoundRobinArbiterParams, lambda n: RoundRobinArbiter(n=n), "verif.tb_arbiter",
+          RoundRobinArbiterParams, lambda n: RoundRobinArbiter(n=n), "scoville.verif.tb_arbiter",
           bench_params=ArbiterBench),
     Block("csr", "AXI4-Lite control/status register block (scratch + status registers)",
-          CSRBankParams, csr_bank, "verif.tb_csr", bench_params=CSRBench),
+          CSRBankParams, csr_bank, "scoville.verif.tb_csr", bench_params=CSRBench),
     Block("noc", "2-D mesh NoC: wormhole VC routers (1 cycle + 1 link cycle per hop), credits, "
-          "message classes on disjoint VCs", NoCParams, noc, "verif.tb_noc",
+          "message classes on disjoint VCs", NoCParams, noc, "scoville.verif.tb_noc",
           bench_params=NoCBenchParams, rtl=noc_network),
     Block("noc_router", "one 5-port NoC router (interior node of a 3x3 mesh), for unit tests and area",
-          RouterParams, noc_router, "verif.tb_noc_router"),
+          RouterParams, noc_router, "scoville.verif.tb_noc_router"),
     Block("noc_axi", "AXI4 bridge pair over the NoC mesh: managers s_axiK reach subordinates m_axiK "
           "(address map, IDs and bursts preserved, DECERR outside the map)", NoCAXIParams, noc_axi,
-          "verif.tb_noc_axi"),
+          "scoville.verif.tb_noc_axi"),
     Block("hbm", "HBM pseudo-channel controller (AXI4, FR-FCFS with age limit, JEDEC timing, refresh) "
-          "with a behavioural device", HBMParams, hbm_block_factory, "verif.tb_hbm",
+          "with a behavioural device", HBMParams, hbm_block_factory, "scoville.verif.tb_hbm",
           bench_params=HBMBenchParams, rtl=hbm_controller),
     Block("hbm_stack", "N HBM pseudo-channels (controller + device each) behind one AXI4 port, "
-          "address-interleaved, responses in request order", HBMStackParams, hbm_stack_system, "verif.tb_hbm",
+          "address-interleaved, responses in request order", HBMStackParams, hbm_stack_system, "scoville.verif.tb_hbm",
           bench_params=HBMBenchParams, rtl=hbm_stack),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
-          SystolicParams, systolic, "verif.tb_systolic", bench_params=SystolicBenchParams),
+          SystolicParams, systolic, "scoville.verif.tb_systolic", bench_params=SystolicBenchParams),
     Block("gemm", "int8 GEMM engine: systolic array, A/B/C buffers, bias + requantisation, "
-          "AXI-Stream data and command ports", GEMMParams, gemm, "verif.tb_gemm",
+          "AXI-Stream data and command ports", GEMMParams, gemm, "scoville.verif.tb_gemm",
           bench_params=GEMMBenchParams),
     Block("kvdma", "paged KV-cache DMA engine: GATHER/APPEND through block tables, BLOCK_COPY, COPY, FILL, "
           "FENCE over an AXI4 master; NHD or HND cache pools; descriptor ring and push port; AXI4-Lite CSRs",
-          KVDMAParams, kvdma, "verif.tb_kvdma", status="done", bench_params=KVDMABenchParams),
+          KVDMAParams, kvdma, "scoville.verif.tb_kvdma", status="done", bench_params=KVDMABenchParams),
 ]}
 
 

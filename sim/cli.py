@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from hw.params import ParameterError
+from scoville.hw.params import ParameterError
 
 
 USAGE = __doc__.split("\n\n")[1]
@@ -179,7 +179,7 @@ def cmd_verilog(args):
 
 
 def cmd_synth(args):
-    from scripts.synth import FMAX_TARGETS, TARGETS, synthesize
+    from scoville.scripts.synth import FMAX_TARGETS, TARGETS, synthesize
     as_json = _take_flag(args, "--json")
     fmax = _take_flag(args, "--fmax")
     target = _take_option(args, "--target", "generic", TARGETS)
@@ -214,7 +214,7 @@ def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compi
 
 # Blocks with a load sweep: module providing sweep(params, workload, rates, ...), plot(results,
 # path), saturation(results) and DEFAULT_RATES.
-SWEEPS = {"noc": "sim.noc_sweep"}
+SWEEPS = {"noc": "scoville.sim.noc_sweep"}
 
 
 def _parse_rates(text):
@@ -275,7 +275,7 @@ def cmd_bench(args):
 
 
 def cmd_demo(args):
-    from scripts.demo import main as demo
+    from scoville.scripts.demo import main as demo
     if args:
         raise UsageError(f"unexpected argument {args[0]!r}")
     return demo()
@@ -302,7 +302,7 @@ def main(argv=None):
         print("scoville: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # tool failures: one readable paragraph, no traceback
-        from scripts.synth import SynthError
+        from scoville.scripts.synth import SynthError
         from .runner import SimulationFailed, SimulatorMissing
         if isinstance(exc, (SynthError, SimulationFailed, SimulatorMissing)):
             print(f"scoville: {command} failed: {exc}", file=sys.stderr)

@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .elaborate import REPO, build_root, elaborate, file_lock
+from .elaborate import build_root, elaborate, file_lock
 
 
 __all__ = ["SIMULATORS", "SimulationFailed", "SimulatorMissing", "simulator_available",
@@ -216,7 +216,7 @@ def _failures(results_xml):
 
 def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env=None,
         fast_compile=False, ports_only=False):
-    """Run cocotb ``module`` (e.g. ``"verif.tb_skid_buffer"``) on ``block`` built with ``params``.
+    """Run cocotb ``module`` (e.g. ``"scoville.verif.tb_skid_buffer"``) on ``block`` built with ``params``.
 
     Returns a :class:`RunResult`; raises :class:`SimulationFailed` when any cocotb test fails
     or the simulator dies. ``testcase`` is a regular expression searched in each cocotb test's full
@@ -238,7 +238,6 @@ def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env
         "SCOVILLE_BLOCK": block.name,
         "SCOVILLE_PARAMS": json.dumps(params),
         "SCOVILLE_PORTS": str(elaborate(block.name, params, block.factory).with_name("ports.json")),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         **(env or {}),
     }
     runner = _get_runner(sim)

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from sim.blocks import get_block
-from sim.runner import run, simulator_available
+from scoville.sim.blocks import get_block
+from scoville.sim.runner import run, simulator_available
 
 
 def _icarus_gate():

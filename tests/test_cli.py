@@ -8,7 +8,7 @@ import pytest
 
 
 def scoville(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "sim.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "scoville.sim.cli", *args], cwd=cwd,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from verif.formal import run_check
+from scoville.verif.formal import run_check
 
 
 def _summary(workdir):

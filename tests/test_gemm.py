@@ -17,11 +17,11 @@ TESTS = ("shapes_exact|random_stalls|extremes_large_k|accumulate_bias_requant|ba
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 @pytest.mark.parametrize("rows,cols", CONFIGS, ids=[f"{r}x{c}" for r, c in CONFIGS])
 def test_gemm(rows, cols, dataflow):
-    run_block("gemm", {"rows": rows, "cols": cols, "dataflow": dataflow, **SMALL}, "verif.tb_gemm",
+    run_block("gemm", {"rows": rows, "cols": cols, "dataflow": dataflow, **SMALL}, "scoville.verif.tb_gemm",
               fast_compile=True, testcase=TESTS)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_gemm_icarus(icarus, dataflow):
-    run_block("gemm", {"rows": 2, "cols": 3, "dataflow": dataflow, **SMALL}, "verif.tb_gemm",
+    run_block("gemm", {"rows": 2, "cols": 3, "dataflow": dataflow, **SMALL}, "scoville.verif.tb_gemm",
               sim=icarus, testcase="shapes_exact|accumulate_bias_requant|bad_commands")

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import run_block
-from hw.hbm.timing import HBMParams
-from hw.params import ParameterError
+from scoville.hw.hbm.timing import HBMParams
+from scoville.hw.params import ParameterError
 
 # A small device (16 rows per bank, 256 KiB) and 16-entry queues keep the build fast; the
 # organisation and timing are the HBM2-2000 preset's.
@@ -26,27 +26,27 @@ def test_params_reject_inconsistent_timing():
 
 def test_hbm_verilator():
     # -O0 model: these tests are bound by the Python drivers and checkers, not by the model.
-    run_block("hbm", SMALL, "verif.tb_hbm", sim="verilator", testcase=r"^(?!.*bench)", fast_compile=True)
+    run_block("hbm", SMALL, "scoville.verif.tb_hbm", sim="verilator", testcase=r"^(?!.*bench)", fast_compile=True)
 
 
 def test_hbm_per_bank_refresh():
     """Per-bank refresh (with the closed-page policy; the other tests use the default open
     page): random traffic, refresh rate (REFPB count and every bank's deadline), bounded wait;
     the model checks tRFCpb, tRREFD and REFPB as an ACT for tRRD/tFAW."""
-    run_block("hbm", {**SMALL, "refresh": "per_bank", "page_policy": "closed"}, "verif.tb_hbm", sim="verilator",
+    run_block("hbm", {**SMALL, "refresh": "per_bank", "page_policy": "closed"}, "scoville.verif.tb_hbm", sim="verilator",
               testcase=r"short_mix|refresh_rate|bounded_wait|hot_rows", fast_compile=True)
 
 
 def test_hbm_icarus(icarus):
     """The Icarus subset: error responses, read-after-write, idle latency."""
-    run_block("hbm", SMALL, "verif.tb_hbm", sim=icarus,
+    run_block("hbm", SMALL, "scoville.verif.tb_hbm", sim=icarus,
               testcase=r"bad_addresses|read_after_write|idle_latency")
 
 
 def _bench(tmp_path, workload, name, block="hbm", params=SMALL):
     """The block's bench on the same -O0 build as its Verilator tests (no second compile)."""
     out = tmp_path / f"{name}.json"
-    run_block(block, params, "verif.tb_hbm", testcase=r"\.bench$", fast_compile=True,
+    run_block(block, params, "scoville.verif.tb_hbm", testcase=r"\.bench$", fast_compile=True,
               env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)})
     return json.loads(out.read_text())
 
@@ -84,7 +84,7 @@ def test_hbm_stack_icarus(icarus):
     """Two interleaved pseudo-channels: a short random mix with stalls (bursts crossing the
     interleave granule answered SLVERR), error responses, every byte and every command of both
     channels checked. (Longer random mixes pass too but take minutes on Icarus.)"""
-    run_block("hbm_stack", STACK, "verif.tb_hbm", sim=icarus, testcase=r"short_mix|bad_addresses")
+    run_block("hbm_stack", STACK, "scoville.verif.tb_hbm", sim=icarus, testcase=r"short_mix|bad_addresses")
 
 
 def test_hbm_stack_verilator():
@@ -93,7 +93,7 @@ def test_hbm_stack_verilator():
     read-after-write, error responses, idle row-hit latency through the stack, refresh of every
     channel, reset in the middle of traffic; every byte against the numpy golden memory and
     every command of both channels against its own timing model."""
-    run_block("hbm_stack", STACK, "verif.tb_hbm", sim="verilator", fast_compile=True,
+    run_block("hbm_stack", STACK, "scoville.verif.tb_hbm", sim="verilator", fast_compile=True,
               testcase=r"random_mix|short_mix|hot_rows|read_after_write|bad_addresses|idle_latency|"
                        r"refresh_rate|reset_mid_traffic")
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import run_block
 
-MODULE = "verif.tb_kvdma"
+MODULE = "scoville.verif.tb_kvdma"
 DEFAULT = {"bus_width": 256}
 
 
@@ -65,13 +65,13 @@ def test_kvdma_icarus(icarus):
 
 
 def _through_hbm(params, **kv):
-    from sim.blocks import Block
-    from sim.runner import run
-    from verif.tb_kvdma_hbm import KVDMAHBMParams, kvdma_hbm
+    from scoville.sim.blocks import Block
+    from scoville.sim.runner import run
+    from scoville.verif.tb_kvdma_hbm import KVDMAHBMParams, kvdma_hbm
 
     block = Block("kvdma_hbm", "kvdma through the HBM controller (test only)", KVDMAHBMParams, kvdma_hbm,
-                  "verif.tb_kvdma_hbm", status="partial")
-    run(block, KVDMAHBMParams(**params).as_dict(), module="verif.tb_kvdma_hbm", sim="verilator",
+                  "scoville.verif.tb_kvdma_hbm", status="partial")
+    run(block, KVDMAHBMParams(**params).as_dict(), module="scoville.verif.tb_kvdma_hbm", sim="verilator",
         fast_compile=True, env={"SCOVILLE_KV": json.dumps(kv)})
 
 

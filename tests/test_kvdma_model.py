@@ -4,8 +4,8 @@ with numpy fancy indexing of the cache tensors, and APPEND followed by GATHER re
 import numpy as np
 import pytest
 
-from hw.kvdma.descriptors import Err, Flag, Layout, Op, pack_descriptor
-from verif.kv_model import KVConfig, PagedKV
+from scoville.hw.kvdma.descriptors import Err, Flag, Layout, Op, pack_descriptor
+from scoville.verif.kv_model import KVConfig, PagedKV
 
 
 def _setup(rng, bs, heads, head_dim, elem, nb=12, layers=2, bus=32):

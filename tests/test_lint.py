@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from sim.blocks import BLOCKS
-from sim.elaborate import elaborate
-from sim.runner import setup_verilator_env
+from scoville.sim.blocks import BLOCKS
+from scoville.sim.elaborate import elaborate
+from scoville.sim.runner import setup_verilator_env
 
 # -Wall findings that are properties of Amaranth's output, not defects:
 #  PROCASSINIT  - registers carry their reset value as a declaration initialiser (FPGA init);

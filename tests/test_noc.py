@@ -6,9 +6,9 @@ One Verilator build per parameter set; every cocotb test selected for it runs on
 import pytest
 
 from conftest import run_block
-from sim.blocks import get_block
-from sim.noc_sweep import bench_point
-from sim.runner import run
+from scoville.sim.blocks import get_block
+from scoville.sim.noc_sweep import bench_point
+from scoville.sim.runner import run
 
 
 def run_noc(params, testcase, sim="verilator", seed=None, env=None):
@@ -16,7 +16,7 @@ def run_noc(params, testcase, sim="verilator", seed=None, env=None):
     # (see sim.runner._ports_only_args), and these tests are bound by Python or by the
     # hardware generators, not by the simulated logic's speed.
     block = get_block("noc")
-    return run(block, block.configure(**params).as_dict(), module="verif.tb_noc", sim=sim,
+    return run(block, block.configure(**params).as_dict(), module="scoville.verif.tb_noc", sim=sim,
                testcase=testcase, seed=seed, env=env, fast_compile=sim == "verilator",
                ports_only=True)
 
@@ -104,12 +104,12 @@ def test_noc_8x8():
 @pytest.mark.parametrize("params", [dict(vcs=2, buffer=4, flit_width=32),
                                     dict(vcs=1, buffer=3, flit_width=16, routing="yx")])
 def test_noc_router(params):
-    run_block("noc_router", params, "verif.tb_noc_router", fast_compile=True)
+    run_block("noc_router", params, "scoville.verif.tb_noc_router", fast_compile=True)
 
 
 @pytest.mark.icarus
 def test_noc_router_icarus(icarus):
-    run_block("noc_router", dict(vcs=3, buffer=2, flit_width=20), "verif.tb_noc_router",
+    run_block("noc_router", dict(vcs=3, buffer=2, flit_width=20), "scoville.verif.tb_noc_router",
               sim=icarus, testcase=r"\.random_traffic")
 
 
@@ -119,9 +119,9 @@ NOC_AXI = dict(cols=2, rows=2, vcs=2, buffer=4, data_width=32, addr_width=18, no
 
 
 def test_noc_axi():
-    run_block("noc_axi", NOC_AXI, "verif.tb_noc_axi", fast_compile=True)
+    run_block("noc_axi", NOC_AXI, "scoville.verif.tb_noc_axi", fast_compile=True)
 
 
 @pytest.mark.icarus
 def test_noc_axi_icarus(icarus):
-    run_block("noc_axi", NOC_AXI, "verif.tb_noc_axi", sim=icarus, testcase=r"\.zero_load_latency")
+    run_block("noc_axi", NOC_AXI, "scoville.verif.tb_noc_axi", sim=icarus, testcase=r"\.zero_load_latency")

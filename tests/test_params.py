@@ -3,11 +3,11 @@
 import pytest
 from amaranth.lib import wiring
 
-from hw.arbiter import RoundRobinArbiter
-from hw.axi import AXI4LiteSignature, AXI4Signature, AXIStreamSignature
-from hw.csr import CSRBankParams, CSRBlock, Register
-from hw.params import ParameterError
-from hw.skid_buffer import SkidBuffer, SkidBufferParams
+from scoville.hw.arbiter import RoundRobinArbiter
+from scoville.hw.axi import AXI4LiteSignature, AXI4Signature, AXIStreamSignature
+from scoville.hw.csr import CSRBankParams, CSRBlock, Register
+from scoville.hw.params import ParameterError
+from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
 
 
 @pytest.mark.parametrize("make, name", [

@@ -7,7 +7,7 @@ from conftest import run_block
 
 @pytest.mark.parametrize("n", [1, 3, 4, 7])
 def test_rr_arbiter(sim, n):
-    run_block("rr_arbiter", {"n": n}, "verif.tb_arbiter", sim=sim)
+    run_block("rr_arbiter", {"n": n}, "scoville.verif.tb_arbiter", sim=sim)
 
 
 @pytest.mark.parametrize("params", [
@@ -16,4 +16,4 @@ def test_rr_arbiter(sim, n):
     {"rw_registers": 0, "ro_registers": 3, "data_width": 32},
 ])
 def test_csr(sim, params):
-    run_block("csr", params, "verif.tb_csr", sim=sim)
+    run_block("csr", params, "scoville.verif.tb_csr", sim=sim)

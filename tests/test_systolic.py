@@ -11,11 +11,11 @@ ARRAYS = [(1, 1), (2, 3), (4, 4), (8, 8), (16, 16)]
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 @pytest.mark.parametrize("rows,cols", ARRAYS, ids=[f"{r}x{c}" for r, c in ARRAYS])
 def test_systolic(rows, cols, dataflow):
-    run_block("systolic", {"rows": rows, "cols": cols, "dataflow": dataflow}, "verif.tb_systolic",
+    run_block("systolic", {"rows": rows, "cols": cols, "dataflow": dataflow}, "scoville.verif.tb_systolic",
               fast_compile=True)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_systolic_icarus(icarus, dataflow):
-    run_block("systolic", {"rows": 2, "cols": 3, "dataflow": dataflow}, "verif.tb_systolic",
+    run_block("systolic", {"rows": 2, "cols": 3, "dataflow": dataflow}, "scoville.verif.tb_systolic",
               sim=icarus)

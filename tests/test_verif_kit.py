@@ -8,11 +8,11 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from hw.skid_buffer import SkidBuffer, SkidBufferParams
-from hw.params import Params
-from sim.blocks import BLOCKS, Block
-from sim.runner import SimulationFailed, run
-from verif.formal import DroppingSkidBuffer
+from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
+from scoville.hw.params import Params
+from scoville.sim.blocks import BLOCKS, Block
+from scoville.sim.runner import SimulationFailed, run
+from scoville.verif.formal import DroppingSkidBuffer
 
 
 class StuckSkidBuffer(SkidBuffer):
@@ -26,13 +26,13 @@ class StuckSkidBuffer(SkidBuffer):
 
 def _broken_block(name, cls):
     return Block(name, "deliberately broken skid buffer", SkidBufferParams, lambda width: cls(width),
-                 "verif.tb_skid_buffer", status="test-only")
+                 "scoville.verif.tb_skid_buffer", status="test-only")
 
 
 def test_checker_catches_unstable_payload():
     block = _broken_block("skid_buffer_dropping", DroppingSkidBuffer)
     with pytest.raises(SimulationFailed) as failure:
-        run(block, {"width": 8}, module="verif.tb_skid_buffer", testcase=r"stream_integrity/stall=random")
+        run(block, {"width": 8}, module="scoville.verif.tb_skid_buffer", testcase=r"stream_integrity/stall=random")
     message = str(failure.value)
     assert "o_payload changed while valid and not ready" in message or "o: payload changed" in message, message
 
@@ -40,7 +40,7 @@ def test_checker_catches_unstable_payload():
 def test_watchdog_catches_a_stall():
     block = _broken_block("skid_buffer_stuck", StuckSkidBuffer)
     with pytest.raises(SimulationFailed) as failure:
-        run(block, {"width": 8}, module="verif.tb_skid_buffer", testcase=r"stream_integrity/stall=none")
+        run(block, {"width": 8}, module="scoville.verif.tb_skid_buffer", testcase=r"stream_integrity/stall=none")
     assert "watchdog: no progress" in str(failure.value), str(failure.value)
 
 
@@ -71,9 +71,9 @@ class IdleCombinational(wiring.Component):
 def test_outputs_resolved_after_reset(sim, name):
     if name == "idle_comb":
         block = Block(name, "idle combinational decode", IdleParams, lambda: IdleCombinational(),
-                      "verif.tb_ports", status="test-only")
+                      "scoville.verif.tb_ports", status="test-only")
         params = {}
     else:
         block = BLOCKS[name]
         params = block.configure().as_dict()
-    run(block, params, module="verif.tb_ports", sim=sim)
+    run(block, params, module="scoville.verif.tb_ports", sim=sim)

@@ -19,10 +19,10 @@ from amaranth.hdl import Assert, Assume, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.arbiter import RoundRobinArbiter
-from hw.skid_buffer import SkidBuffer
-from sim.elaborate import build_root, verilog_ports
-from sim.tools import tool
+from scoville.hw.arbiter import RoundRobinArbiter
+from scoville.hw.skid_buffer import SkidBuffer
+from scoville.sim.elaborate import build_root, verilog_ports
+from scoville.sim.tools import tool
 
 
 __all__ = ["SkidBufferHarness", "ArbiterHarness", "DroppingSkidBuffer", "FixedPriorityArbiter",

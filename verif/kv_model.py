@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hw.kvdma.descriptors import Err, Flag, Layout, Op, geometry_word, pool_reg
+from scoville.hw.kvdma.descriptors import Err, Flag, Layout, Op, geometry_word, pool_reg
 
 
 __all__ = ["KVConfig", "Result", "PagedKV", "unpack_descriptor"]

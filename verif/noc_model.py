@@ -10,8 +10,8 @@ flow; popping it proves "at most once"; an empty scoreboard at the end proves "a
 import collections
 import random
 
-from hw.noc.flit import header_fields
-from hw.noc.router import route_port
+from scoville.hw.noc.flit import header_fields
+from scoville.hw.noc.router import route_port
 
 
 __all__ = ["NoCModel", "hops", "pattern_dst", "PATTERNS"]

@@ -12,7 +12,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from hw.gemm import Op, Status
+from scoville.hw.gemm import Op, Status
 from .gemm_model import gemm_cycles, gemm_ref, ideal_cycles, requant_ref, scalesim_cycles
 from .stream import StreamBus, StreamSink, no_pause
 from .tb import TB, bench_args, write_bench_result

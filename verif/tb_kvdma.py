@@ -25,7 +25,7 @@ from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 from cocotbext.axi.constants import AxiResp
 from cocotbext.axi.memory import Memory
 
-from hw.kvdma.descriptors import DESC_BYTES, Err, Flag, Layout, Op, csr_address, pack_descriptor, status_word
+from scoville.hw.kvdma.descriptors import DESC_BYTES, Err, Flag, Layout, Op, csr_address, pack_descriptor, status_word
 from .kv_model import KVConfig, PagedKV, Result
 from .stream import StreamBus, StreamSink, StreamSource, no_pause, random_pause
 from .tb import TB, bench_args, block_params, write_bench_result

@@ -22,13 +22,13 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.axi import AXI4LiteSignature, AXIStreamSignature
-from hw.hbm.controller import HBMController
-from hw.hbm.device import HBMDevice
-from hw.hbm.timing import HBMParams
-from hw.kvdma import KVDMA
-from hw.kvdma.descriptors import Flag, Op, pack_descriptor
-from hw.params import Params, param
+from scoville.hw.axi import AXI4LiteSignature, AXIStreamSignature
+from scoville.hw.hbm.controller import HBMController
+from scoville.hw.hbm.device import HBMDevice
+from scoville.hw.hbm.timing import HBMParams
+from scoville.hw.kvdma import KVDMA
+from scoville.hw.kvdma.descriptors import Flag, Op, pack_descriptor
+from scoville.hw.params import Params, param
 from .kv_model import KVConfig
 from .tb import block_params
 from .tb_kvdma import KVTB, Scratch, pool_geometries, random_descriptor

@@ -296,7 +296,7 @@ async def _read_stat(dut, node, sel):
 async def run_generators(dut, *, traffic="uniform", rate=0.1, packet_flits=1, cycles=2000,
                          warmup=500, seed=1, drain_limit=100000):
     """Run the per-node generators and return the bench figures (see :func:`bench`)."""
-    from hw.noc.traffic import HIST_BINS, hist_bin_range
+    from scoville.hw.noc.traffic import HIST_BINS, hist_bin_range
     p = block_params()
     model = NoCModel(**p)
     n = model.nodes

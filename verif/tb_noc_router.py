@@ -14,7 +14,7 @@ import random
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from hw.noc.router import route_port, turn_allowed
+from scoville.hw.noc.router import route_port, turn_allowed
 from .tb import TB
 
 
