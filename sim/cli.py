@@ -15,7 +15,6 @@ stdout is one JSON object.
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -179,7 +178,7 @@ def cmd_verilog(args):
 
 
 def cmd_synth(args):
-    from scoville.scripts.synth import FMAX_TARGETS, TARGETS, synthesize
+    from .synth import FMAX_TARGETS, TARGETS, synthesize
     as_json = _take_flag(args, "--json")
     fmax = _take_flag(args, "--fmax")
     target = _take_option(args, "--target", "generic", TARGETS)
@@ -197,19 +196,6 @@ def cmd_synth(args):
     for key in keys + (["fmax_mhz"] if fmax else []):
         print(f"  {key:12s} {result[key]}")
     return 0
-
-
-def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compile=False):
-    """Run ``block``'s ``bench`` cocotb test; return its result dict (plus identification).
-    ``fast_compile``: an -O0 Verilator model (same cycles; for large designs run briefly)."""
-    from .runner import run
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "bench.json"
-        run(block, params, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
-            env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)},
-            fast_compile=fast_compile and sim == "verilator")
-        result = json.loads(out.read_text())
-    return {"block": block.name, "params": params, "workload": workload, "sim": sim, **result}
 
 
 # Blocks with a load sweep: module providing sweep(params, workload, rates, ...), plot(results,
@@ -265,6 +251,7 @@ def cmd_bench(args):
         return cmd_sweep(block, params, workload, rates=rates, plot_path=plot_path, sim=sim,
                          seed=int(seed, 0) if seed else None, as_json=as_json)
     with _Progress(f"building and simulating {block.name} on {sim}"):
+        from .bench import run_bench
         result = run_bench(block, params, workload, sim=sim, seed=int(seed, 0) if seed else None)
     if as_json:
         print(json.dumps(result))
@@ -275,7 +262,7 @@ def cmd_bench(args):
 
 
 def cmd_demo(args):
-    from scoville.scripts.demo import main as demo
+    from .demo import main as demo
     if args:
         raise UsageError(f"unexpected argument {args[0]!r}")
     return demo()
@@ -302,7 +289,7 @@ def main(argv=None):
         print("scoville: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # tool failures: one readable paragraph, no traceback
-        from scoville.scripts.synth import SynthError
+        from .synth import SynthError
         from .runner import SimulationFailed, SimulatorMissing
         if isinstance(exc, (SynthError, SimulationFailed, SimulatorMissing)):
             print(f"scoville: {command} failed: {exc}", file=sys.stderr)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import amaranth
 from amaranth.back import rtlil, verilog
-from amaranth.hdl import ValueCastable, Value
 from amaranth.hdl._ir import PortDirection
 from amaranth.lib import wiring
+
+from scoville.hw.ports import flat_ports
 
 
 __all__ = ["REPO", "build_root", "source_digest", "verilog_ports", "to_verilog", "to_rtlil",
@@ -49,18 +50,9 @@ def source_digest(*packages: str) -> str:
 
 
 def verilog_ports(component: wiring.Component) -> dict:
-    """``{port name: (value, direction)}`` for a component, with paths joined by ``_``."""
-    ports = {}
-    for path, member, value in component.signature.flatten(component):
-        if isinstance(value, ValueCastable):
-            value = value.as_value()
-        if not isinstance(value, Value):
-            continue
-        name = "_".join(map(str, path))
-        if name in ports:
-            raise ValueError(f"port name {name!r} is produced by two members; rename one of them")
-        ports[name] = (value, PortDirection.Input if member.flow == wiring.In else PortDirection.Output)
-    return ports
+    """``{port name: (value, direction)}`` for a component (names from :func:`scoville.hw.ports.flat_ports`)."""
+    return {name: (value, PortDirection.Input if is_input else PortDirection.Output)
+            for name, (value, is_input) in flat_ports(component).items()}
 
 
 # Yosys' write_verilog leaves constant operands narrower than the other side and emits casez

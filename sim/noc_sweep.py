@@ -15,7 +15,7 @@ def bench_point(params, workload, *, sim="verilator", seed=None, fast_compile=Tr
     """One ``bench`` run of the ``noc`` block; returns the result dict. ``fast_compile``: an
     -O0 Verilator model (a 4x4 mesh compiles several times faster; the cycles are the same)."""
     from .blocks import get_block
-    from .cli import run_bench
+    from .bench import run_bench
     block = get_block("noc")
     return run_bench(block, block.configure(**params).as_dict(), workload, sim=sim, seed=seed,
                      fast_compile=fast_compile)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scoville.verif.formal import run_check
+from scoville.sim.formal import run_check
 
 
 def _summary(workdir):

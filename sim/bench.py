@@ -1,0 +1,63 @@
+"""Cycle-accurate benchmarks: run a block's ``bench`` cocotb test, and the ``make bench`` suite.
+
+A bench is the block's testbench module's ``bench`` test, handed its workload as JSON in
+``SCOVILLE_BENCH_ARGS`` and writing its result dict to ``SCOVILLE_BENCH_OUT`` (see
+:mod:`scoville.verif.tb`). Cycle counts depend only on the design, workload and seed.
+"""
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from .blocks import BLOCKS
+from .elaborate import build_root
+from .runner import run
+
+
+__all__ = ["run_bench", "SUITE", "run_suite"]
+
+
+def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compile=False):
+    """Run ``block``'s ``bench`` cocotb test; return its result dict (plus identification).
+    ``fast_compile``: an -O0 Verilator model (same cycles; for large designs run briefly)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.json"
+        run(block, params, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
+            env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)},
+            fast_compile=fast_compile and sim == "verilator")
+        result = json.loads(out.read_text())
+    return {"block": block.name, "params": params, "workload": workload, "sim": sim, **result}
+
+
+
+SUITE = [
+    ("skid_buffer", {"width": 32}, {"beats": 100000, "stall": "none"}),
+    ("skid_buffer", {"width": 32}, {"beats": 100000, "stall": "random"}),
+    ("rr_arbiter", {"n": 16}, {"cycles": 100000, "load": 50}),
+    ("csr", {}, {"accesses": 2000}),
+]
+
+
+def run_suite(only=()):
+    """Run every ``SUITE`` entry (or those of the blocks named in ``only``); one JSON per run
+    under ``build/bench/``, each also printed as a line. Returns 1 if any run failed, else 0."""
+    only = set(only)
+    out_dir = build_root() / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for k, (name, params, workload) in enumerate(SUITE):
+        if only and name not in only:
+            continue
+        block = BLOCKS[name]
+        full = block.configure(**params).as_dict()
+        work = block.bench_params(**workload).as_dict() if block.bench_params else {}
+        try:
+            result = run_bench(block, full, work)
+        except Exception as exc:
+            print(f"{name} {params} {workload}: FAILED: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        (out_dir / f"{k:02d}-{name}.json").write_text(json.dumps(result, indent=1))
+        print(json.dumps(result), flush=True)
+    return 1 if failed else 0
