@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, asdict
 from typing import Any
 
 
-__all__ = ["ParameterError", "Params", "param", "check_int", "check_choice"]
+__all__ = ["ParameterError", "Params", "param", "check_int", "check_number", "check_choice"]
 
 
 class ParameterError(ValueError):
@@ -30,11 +30,11 @@ def param(default, *, lo=None, hi=None, choices=None, power_of_two=False, doc=""
     })
 
 
-def _range_text(meta):
+def _range_text(meta, kind="an integer"):
     if meta["choices"] is not None:
         return "one of " + ", ".join(str(c) for c in meta["choices"])
     lo, hi = meta["lo"], meta["hi"]
-    text = f"an integer in {lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+    text = f"{kind} in {lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
     if meta["power_of_two"]:
         text = "a power of two in " + text.removeprefix("an integer in ")
     return text
@@ -49,6 +49,17 @@ def check_int(name, value, lo=None, hi=None, *, power_of_two=False):
             (power_of_two and (value <= 0 or value & (value - 1)))):
         raise ParameterError(f"{name}: {value} is out of range (accepted: {_range_text(meta)})")
     return value
+
+
+def check_number(name, value, lo=None, hi=None):
+    """Return ``value`` as a ``float`` if it is a real number within ``lo..hi``; raise
+    :class:`ParameterError`."""
+    meta = {"lo": lo, "hi": hi, "choices": None, "power_of_two": False}
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ParameterError(f"{name}: {value!r} is not a number (accepted: {_range_text(meta, 'a number')})")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ParameterError(f"{name}: {value} is out of range (accepted: {_range_text(meta, 'a number')})")
+    return float(value)
 
 
 def check_choice(name, value, choices):
@@ -79,6 +90,8 @@ class Params:
                     raise ParameterError(f"{f.name}: {value!r} is not accepted (accepted: true or false)")
             elif isinstance(f.default, int):
                 check_int(f.name, value, meta["lo"], meta["hi"], power_of_two=meta["power_of_two"])
+            elif isinstance(f.default, float):
+                object.__setattr__(self, f.name, check_number(f.name, value, meta["lo"], meta["hi"]))
         self.check()
 
     def check(self):
@@ -95,6 +108,8 @@ class Params:
                 accepted = "true or false"
             elif isinstance(f.default, str) and f.metadata["choices"] is None:
                 accepted = "text"
+            elif isinstance(f.default, float):
+                accepted = _range_text(f.metadata, "a number")
             else:
                 accepted = _range_text(f.metadata)
             rows.append((f.name, f.default, accepted, f.metadata["doc"]))
@@ -121,6 +136,12 @@ class Params:
             except ValueError:
                 raise ParameterError(f"{name}: {text!r} is not an integer "
                                      f"(accepted: {_range_text(f.metadata)})") from None
+        if isinstance(f.default, float):
+            try:
+                return float(text)
+            except ValueError:
+                raise ParameterError(f"{name}: {text!r} is not a number "
+                                     f"(accepted: {_range_text(f.metadata, 'a number')})") from None
         return text
 
     def as_dict(self) -> dict[str, Any]:

@@ -20,7 +20,9 @@ __all__ = ["run_bench", "SUITE", "run_suite"]
 
 def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compile=False):
     """Run ``block``'s ``bench`` cocotb test; return its result dict (plus identification).
-    ``fast_compile``: an -O0 Verilator model (same cycles; for large designs run briefly)."""
+    ``fast_compile``: an -O0 Verilator model (same cycles; for large designs run briefly).
+    Input files the workload names are checked first: a bad one fails before any build."""
+    block.check_workload(workload)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         run(block, params, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,

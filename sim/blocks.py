@@ -14,6 +14,7 @@ from scoville.hw.noc.mesh import NoCBenchParams, NoCParams, noc, noc_network
 from scoville.hw.noc.router import RouterParams, noc_router
 from scoville.hw.noc.axi_bridge import NoCAXIParams, noc_axi
 from scoville.hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory, hbm_controller
+from scoville.verif.trace import parse_trace
 from scoville.hw.hbm.stack import HBMStackParams, hbm_stack, hbm_stack_system
 
 
@@ -44,10 +45,19 @@ class Block:
     # several times smaller and faster model (see sim.runner._ports_only_args). A block whose
     # testbench peeks inside sets this False.
     ports_only: bool = True
+    # Workload fields naming input files, with the parser that validates each (raising a
+    # one-line ParameterError with file and line), run before any build starts.
+    input_files: tuple[tuple[str, Callable], ...] = ()
 
     @property
     def rtl_factory(self):
         return self.rtl or self.factory
+
+    def check_workload(self, workload):
+        """Validate the input files ``workload`` names (see ``input_files``)."""
+        for name, parse in self.input_files:
+            if workload.get(name):
+                parse(workload[name], name=name)
 
     def configure(self, **overrides):
         """Validated parameter set from defaults plus ``overrides``."""
@@ -74,6 +84,8 @@ class CSRBench(Params):
     accesses: int = param(200, lo=1, hi=100_000, doc="write/read-back pairs")
 
 
+TRACE_FILE = (("trace", parse_trace),)
+
 BLOCKS = {block.name: block for block in [
     Block("skid_buffer", "two-entry registered stream slice (cuts valid/ready timing paths)",
           SkidBufferParams, lambda width: SkidBuffer(width), "scoville.verif.tb_skid_buffer",
@@ -93,10 +105,12 @@ BLOCKS = {block.name: block for block in [
           "scoville.verif.tb_noc_axi"),
     Block("hbm", "HBM pseudo-channel controller (AXI4, FR-FCFS with age limit, JEDEC timing, refresh) "
           "with a behavioural device", HBMParams, hbm_block_factory, "scoville.verif.tb_hbm",
-          bench_params=HBMBenchParams, rtl=hbm_controller),
+          bench_params=HBMBenchParams, rtl=hbm_controller,
+          input_files=TRACE_FILE),
     Block("hbm_stack", "N HBM pseudo-channels (controller + device each) behind one AXI4 port, "
           "address-interleaved, responses in request order", HBMStackParams, hbm_stack_system, "scoville.verif.tb_hbm",
-          bench_params=HBMBenchParams, rtl=hbm_stack),
+          bench_params=HBMBenchParams, rtl=hbm_stack,
+          input_files=TRACE_FILE),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",
           SystolicParams, systolic, "scoville.verif.tb_systolic", bench_params=SystolicBenchParams),
     Block("gemm", "int8 GEMM engine: systolic array, A/B/C buffers, bias + requantisation, "

@@ -83,6 +83,22 @@ def _take_option(args, option, default=None, choices=None):
     return default
 
 
+def _writable(option, path):
+    """Check, before any build starts, that ``path`` can be written as an output file."""
+    if path == "-":
+        return path
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"{option}: {path!r} is a directory (accepted: a file path in a writable directory)")
+    if not parent.is_dir():
+        raise UsageError(f"{option}: directory {str(parent)!r} does not exist "
+                         "(accepted: a file path in an existing, writable directory)")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UsageError(f"{option}: {path!r} is not writable (accepted: a file path in a writable directory)")
+    return path
+
+
 def _configure(block, raw, *, workload_allowed=True):
     """Split raw ``--NAME VALUE`` pairs between hardware and workload parameters."""
     hw_names = {name for name, *_ in block.params.describe()}
@@ -168,6 +184,7 @@ def cmd_verilog(args):
     block, params, _ = _block_and_params(args)
     if out is None:
         raise UsageError("-o: missing output file (scoville verilog BLOCK ... -o FILE.v)")
+    _writable("-o", out)
     text = elaborate(block.name, params, block.rtl_factory).read_text()
     if out == "-":
         sys.stdout.write(text)
@@ -246,6 +263,8 @@ def cmd_bench(args):
     plot_path = _take_option(args, "--plot")
     if (rates or plot_path) and not sweep:
         raise UsageError("rates/plot: only with --sweep")
+    if plot_path:
+        _writable("--plot", plot_path)
     block, params, workload = _block_and_params(args, workload_allowed=True)
     if sweep:
         return cmd_sweep(block, params, workload, rates=rates, plot_path=plot_path, sim=sim,

@@ -26,7 +26,7 @@ def sweep(params, workload, rates=DEFAULT_RATES, *, sim="verilator", seed=None, 
     """Bench results for each offered load in ``rates`` (other workload options as given)."""
     results = []
     for rate in rates:
-        result = bench_point(params, {**workload, "rate": str(rate)}, sim=sim, seed=seed,
+        result = bench_point(params, {**workload, "rate": rate}, sim=sim, seed=seed,
                              fast_compile=fast_compile)
         results.append(result)
         if progress:

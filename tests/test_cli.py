@@ -1,14 +1,16 @@
 """The `scoville` command line: listing, elaboration, errors (one line, exit 2), synth, bench."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 
-def scoville(*args, cwd=None):
+def scoville(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "scoville.sim.cli", *args], cwd=cwd,
+                          env={**os.environ, **(env or {})},
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -53,15 +55,42 @@ def test_axi_lite_port_names(tmp_path):
     (["bench", "skid_buffer", "--sim", "vcs"], "sim"),
     (["bench", "skid_buffer", "--stall", "sometimes"], "stall"),
     (["frobnicate"], "frobnicate"),
+    (["verilog", "skid_buffer", "-o", "/no/such/dir/x.v"], "/no/such/dir"),
+    (["verilog", "skid_buffer", "-o", "."], "is a directory"),
+    (["bench", "noc", "--sweep", "--plot", "/no/such/dir/sweep.png"], "--plot"),
+    (["bench", "noc", "--rate", "abc"], "not a number"),
+    (["bench", "noc", "--rate", "1.5"], "out of range"),
+    (["bench", "skid_buffer", "--seed", "abc"], "not an integer"),
+    (["bench", "hbm", "--trace", "missing.trc"], "'missing.trc' does not exist"),
+    (["bench", "hbm_stack", "--trace", "missing.trc"], "'missing.trc' does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2(args, names, tmp_path):
-    result = scoville(*args, cwd=tmp_path)
+    # The build directory inside tmp_path: a command that started a build would leave it.
+    result = scoville(*args, cwd=tmp_path, env={"SCOVILLE_BUILD": str(tmp_path / "build")})
     assert result.returncode == 2, (args, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line, got:\n{result.stderr}"
     assert names in lines[0] and "Traceback" not in result.stderr
     assert "accepted" in lines[0] or names in ("frobnicate",) or "missing" in lines[0], lines[0]
     assert not list(tmp_path.iterdir()), "a failed command wrote files"
+
+
+@pytest.mark.parametrize("text, where", [
+    ("0x40 READ 0\n0x80 RAED 3\n", "bad.trc:2: '0x80 RAED 3'"),
+    ("# a comment only\n\n", "holds no request"),
+    ("0x40 WRITE 0\n0x80 READ\n", "bad.trc:2: '0x80 READ'"),
+    ("0x40 READ soon\n", "bad.trc:1: '0x40 READ soon'"),
+])
+def test_malformed_trace_names_line_before_any_build(text, where, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "bad.trc").write_text(text)
+    build = tmp_path / "build"
+    result = scoville("bench", "hbm", "--trace", str(inputs / "bad.trc"), env={"SCOVILLE_BUILD": str(build)})
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and where in lines[0] and "accepted" in lines[0], result.stderr
+    assert not build.exists(), "the bad trace was found only after a build started"
 
 
 def test_synth_ecp5_and_generic_json():

@@ -54,3 +54,14 @@ def test_params_parse_and_describe():
         SkidBufferParams.parse("width", "x")
     (row,) = SkidBufferParams.describe()
     assert row[0] == "width" and row[1] == 32 and "1..4096" in row[2]
+
+
+def test_float_parameters_parse_and_validate():
+    from scoville.hw.noc.mesh import NoCBenchParams
+    assert NoCBenchParams.parse("rate", "0.25") == 0.25 and NoCBenchParams(rate=1).rate == 1.0
+    with pytest.raises(ParameterError, match=r"rate: 'abc' is not a number \(accepted: a number in 0.0..1.0\)"):
+        NoCBenchParams.parse("rate", "abc")
+    with pytest.raises(ParameterError, match=r"rate: 1.5 is out of range"):
+        NoCBenchParams(rate=1.5)
+    with pytest.raises(ParameterError, match=r"rate: '0.1' is not a number"):
+        NoCBenchParams(rate="0.1")

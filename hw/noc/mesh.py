@@ -60,20 +60,12 @@ class NoCParams(Params):
 class NoCBenchParams(Params):
     """Workload of ``scoville bench noc``."""
     traffic: str = param("uniform", choices=PATTERNS, doc="destination pattern")
-    rate: str = param("0.1", doc="offered load, flits/node/cycle (0..1)")
+    rate: float = param(0.1, lo=0.0, hi=1.0, doc="offered load, flits/node/cycle")
     packet_flits: int = param(1, lo=1, hi=255, doc="flits per packet")
     cycles: int = param(10000, lo=100, hi=10_000_000, doc="measured cycles (after warm-up)")
     warmup: int = param(1000, lo=0, hi=1_000_000, doc="cycles of traffic before measuring")
     # Not `seed`: `scoville bench --seed` is the cocotb seed.
     traffic_seed: int = param(1, lo=0, hi=2**32 - 1, doc="seed of the hardware traffic generators")
-
-    def check(self):
-        try:
-            rate = float(self.rate)
-        except ValueError:
-            rate = -1.0
-        if not 0.0 <= rate <= 1.0:
-            raise ParameterError(f"rate: {self.rate!r} is out of range (accepted: a number in 0..1)")
 
 
 class Mesh(wiring.Component):
