@@ -45,7 +45,7 @@ class SkidBuffer(wiring.Component):
         stay stable while ``o.valid & ~o.ready``.
     """
 
-    def __init__(self, shape):
+    def __init__(self, *, shape):
         try:
             width = Shape.cast(shape).width
         except TypeError as exc:

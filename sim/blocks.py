@@ -88,7 +88,7 @@ TRACE_FILE = (("trace", parse_trace),)
 
 BLOCKS = {block.name: block for block in [
     Block("skid_buffer", "two-entry registered stream slice (cuts valid/ready timing paths)",
-          SkidBufferParams, lambda width: SkidBuffer(width), "scoville.verif.tb_skid_buffer",
+          SkidBufferParams, lambda width: SkidBuffer(shape=width), "scoville.verif.tb_skid_buffer",
           bench_params=StreamBench),
     Block("rr_arbiter", "round-robin arbiter with hold-until-advance grant",
           RoundRobinArbiterParams, lambda n: RoundRobinArbiter(n=n), "scoville.verif.tb_arbiter",

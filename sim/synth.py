@@ -98,7 +98,7 @@ def _yosys(workdir, source, top, target, stat_name):
 
 def _fmax(workdir, block, params, target):
     harness_top = "fmax_harness"
-    harness = FmaxHarness(block.rtl_factory(**params))
+    harness = FmaxHarness(dut=block.rtl_factory(**params))
     (workdir / "harness.v").write_text(to_verilog(harness, harness_top))
     script = [f"read_verilog harness.v", _SYNTH_COMMANDS[target][0].format(top=harness_top)]
     (workdir / "harness.ys").write_text("\n".join(script) + "\n")

@@ -26,7 +26,7 @@ from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
     (lambda: Register("ctrl", width=8, init=256), "ctrl.init"),
     (lambda: CSRBlock([Register("a"), Register("a")]), "registers"),
     (lambda: CSRBlock([Register(f"r{k}") for k in range(5)], addr_width=4), "addr_width"),
-    (lambda: SkidBuffer("wide"), "shape"),
+    (lambda: SkidBuffer(shape="wide"), "shape"),
 ])
 def test_bad_parameter_names_itself(make, name):
     with pytest.raises(ParameterError) as error:

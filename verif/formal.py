@@ -32,7 +32,7 @@ class SkidBufferHarness(wiring.Component):
     WIDTH = 6
 
     def __init__(self, dut_class=SkidBuffer):
-        self._dut = dut_class(self.WIDTH)
+        self._dut = dut_class(shape=self.WIDTH)
         super().__init__({"i_valid": In(1), "i_payload": In(self.WIDTH), "o_ready": In(1)})
 
     def elaborate(self, platform):

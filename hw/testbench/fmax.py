@@ -21,7 +21,7 @@ class FmaxHarness(wiring.Component):
 
     GROUP = 32
 
-    def __init__(self, dut):
+    def __init__(self, *, dut):
         self._dut = dut
         super().__init__({"din": In(1), "dout": Out(1)})
 
