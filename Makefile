@@ -11,8 +11,8 @@ JOBS   ?= auto
 .PHONY: help demo test test-fast bench lint clean distclean
 
 help:
-	@sed -n '1,4p' Makefile | sed 's/^# \{0,1\}//'
-	@echo "other targets: bench (cycle-accurate benchmarks -> build/bench), lint, clean"
+	@sed -n '1,3p' Makefile | sed 's/^# \{0,1\}//'
+	@echo "other targets: test-fast (Verilator only), bench (every block's benchmarks -> build/bench/BLOCK.json), lint, clean, distclean"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Scoville needs Python 3.11 or newer (found %d.%d); set PYTHON=python3.11" % sys.version_info[:2])'
