@@ -5,15 +5,22 @@ status beat. Operands and results move over AXI4-Stream ports; the compute comma
 the buffers, so its duration is the array's, whatever the stream stalls (the stalls show up in
 the load/store commands and in the ``in_stall``/``out_stall`` counters instead).
 
-Command word (``s_cmd_tdata``, 64 bits)::
+Every wire format below is defined once, as an ``amaranth.lib.data`` layout in this module
+(:data:`Command`, :data:`StatusWord`, :data:`QParam`, :func:`operand_layout`,
+:func:`result_layout`) with the opcodes and codes as ``amaranth.lib.enum`` enums (:class:`Op`,
+:class:`Status`); the gateware, the golden model and the testbenches all pack and unpack through
+them. The bit positions quoted here follow from the layouts' field order.
 
-    [2:0]   op        1 LOAD_A, 2 LOAD_B, 3 LOAD_Q, 4 COMPUTE, 5 STORE
+Command word (``s_cmd_tdata``, 64 bits, :data:`Command`)::
+
+    [2:0]   op        Op: 1 LOAD_A, 2 LOAD_B, 3 LOAD_Q, 4 COMPUTE, 5 STORE
     [4]     accumulate  COMPUTE: C += A.B (else C = A.B)
     [5]     bias        STORE: add the per-column int32 bias
     [6]     requant     STORE: requantise to int8
     [23:8]  M    [39:24] K    [55:40] N
 
-Status word (``m_sts_tdata``, 8 bits): ``[3:0]`` the op, ``[7:4]`` the code: 0 OK, 1 bad size
+Status word (``m_sts_tdata``, 8 bits, :data:`StatusWord`): ``[3:0]`` the op field of the command
+(echoed as sent, unknown opcodes included), ``[7:4]`` the :class:`Status` code: 0 OK, 1 bad size
 (a zero size, or an operand that does not fit its buffer; nothing is read, written or consumed),
 2 bad op. Statuses leave in command order.
 
@@ -23,8 +30,8 @@ ignored, so a ragged row simply ends with a partly used beat):
 * ``LOAD_A`` (M, K): WS — A row-major, each row of K in ``ceil(K/R)`` beats of R lanes;
   OS — A transposed (column ``k`` of A, i.e. ``A[:, k]``, in ``ceil(M/R)`` beats, for k = 0..K-1).
 * ``LOAD_B`` (K, N): B row-major, each row in ``ceil(N/C)`` beats of C lanes.
-* ``LOAD_Q`` (N): N beats of ``s_axis_q``: ``[31:0]`` bias (int32), ``[47:32]`` multiplier
-  (int16), ``[53:48]`` right shift (0..63) of column n.
+* ``LOAD_Q`` (N): N beats of ``s_axis_q`` (:data:`QParam`): ``[31:0]`` bias (int32),
+  ``[47:32]`` multiplier (int16), ``[53:48]`` right shift (0..63) of column n.
 * ``STORE`` (M, N): C row-major, ``ceil(N/C)`` beats per row on ``m_axis_c``; without requant
   lane ``i`` is int32 ``c + bias`` at bits ``[32i, 32i+32)``; with requant lane ``i`` is int8
   ``clip((((c + bias) * mult) + 2**(shift-1)) >> shift, -128, 127)`` at bits ``[8i, 8i+8)``
@@ -35,7 +42,7 @@ ignored, so a ragged row simply ends with a partly used beat):
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import fifo, memory, wiring
+from amaranth.lib import data, enum, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -44,15 +51,53 @@ from .params import Params, ParameterError, param
 from .systolic import SystolicArray
 
 
-__all__ = ["GEMMParams", "GEMMBenchParams", "GEMM", "gemm", "Op", "Status"]
+__all__ = ["GEMMParams", "GEMMBenchParams", "GEMM", "gemm", "Op", "Status", "Command",
+           "StatusWord", "QParam", "operand_layout", "result_layout"]
 
 
-class Op:
-    LOAD_A, LOAD_B, LOAD_Q, COMPUTE, STORE = 1, 2, 3, 4, 5
+class Op(enum.Enum, shape=3):
+    """Opcode of a :data:`Command`. Values 0, 6 and 7 are undefined and answer ``BAD_OP``."""
+    LOAD_A = 1
+    LOAD_B = 2
+    LOAD_Q = 3
+    COMPUTE = 4
+    STORE = 5
 
 
-class Status:
-    OK, BAD_SIZE, BAD_OP = 0, 1, 2
+class Status(enum.Enum, shape=4):
+    """Code of a :data:`StatusWord`."""
+    OK = 0
+    BAD_SIZE = 1
+    BAD_OP = 2
+
+
+#: One beat of ``s_cmd`` (64 bits). The ``_rsv*`` fields are ignored.
+Command = data.StructLayout({
+    "op": Op, "_rsv3": 1, "accumulate": 1, "bias": 1, "requant": 1, "_rsv7": 1,
+    "m": 16, "k": 16, "n": 16, "_rsv56": 8,
+})
+
+#: One beat of ``m_sts`` (8 bits). ``op`` is a plain 4-bit field, not :class:`Op`: it echoes
+#: the command's op field as sent, so an undefined opcode comes back as itself.
+StatusWord = data.StructLayout({"op": 4, "code": Status})
+
+#: One beat of ``s_axis_q`` (64 bits): the store parameters of one output column.
+QParam = data.StructLayout({"bias": signed(32), "mult": signed(16), "shift": unsigned(6),
+                            "_rsv54": 10})
+
+
+def operand_layout(lanes):
+    """A beat of ``s_axis_a`` (``lanes`` = R) or ``s_axis_b`` (``lanes`` = C): int8 lanes."""
+    return data.ArrayLayout(signed(8), lanes)
+
+
+def result_layout(lanes, requant):
+    """A beat of ``m_axis_c`` (``32 * lanes`` bits): int32 lanes, or with ``requant`` int8
+    lanes in the low ``8 * lanes`` bits, ``pad`` zero."""
+    if requant:
+        return data.StructLayout({"lanes": data.ArrayLayout(signed(8), lanes),
+                                  "pad": 24 * lanes})
+    return data.StructLayout({"lanes": data.ArrayLayout(signed(32), lanes)})
 
 
 @dataclass(frozen=True)
@@ -176,13 +221,15 @@ class GEMM(wiring.Component):
         m.d.comb += [self.m_sts.tdata.eq(sts.r_data), self.m_sts.tvalid.eq(sts.r_rdy),
                      sts.r_en.eq(self.m_sts.tready)]
         wb_push = Signal()          # the compute writeback pushes a status this cycle
-        wb_status = Signal(8)
+        wb_status = Signal(StatusWord)
         dec_push = Signal()
-        dec_status = Signal(8)
+        dec_status = Signal(StatusWord)
         m.d.comb += [sts.w_en.eq(wb_push | dec_push), sts.w_data.eq(Mux(wb_push, wb_status, dec_status))]
 
         # ---- command decoder -----------------------------------------------------------
-        op = Signal(3)
+        # The raw op field, not a Signal(Op): an undefined opcode must survive to be echoed in
+        # its BAD_OP status (and 0, the reset value, is no Op member).
+        op = Signal(Command["op"].width)
         acc_f, bias_f, req_f = Signal(), Signal(), Signal()
         cm, ck, cn = Signal(16), Signal(16), Signal(16)
         kt_n = Signal(17)       # ceil(K / R)
@@ -209,8 +256,8 @@ class GEMM(wiring.Component):
         q_lane = Signal(range(C))
         q_word = Signal(range(nt_max))
 
-        def status(code):
-            return Cat(op, Const(0, 1), Const(code, 4))
+        # Every decoder status echoes the op field as received.
+        m.d.comb += dec_status.op.eq(op)
 
         with m.FSM(name="dec") as dec_fsm:
             with m.State("IDLE"):
@@ -218,9 +265,9 @@ class GEMM(wiring.Component):
                 # writeback never finds the FIFO full.
                 m.d.comb += self.s_cmd.tready.eq(sts.level + outstanding <= 6)
                 with m.If(self.s_cmd.tvalid & self.s_cmd.tready):
-                    d = self.s_cmd.tdata
-                    m.d.sync += [op.eq(d[0:3]), acc_f.eq(d[4]), bias_f.eq(d[5]), req_f.eq(d[6]),
-                                 cm.eq(d[8:24]), ck.eq(d[24:40]), cn.eq(d[40:56])]
+                    d = Command(self.s_cmd.tdata)
+                    m.d.sync += [op.eq(d.op), acc_f.eq(d.accumulate), bias_f.eq(d.bias),
+                                 req_f.eq(d.requant), cm.eq(d.m), ck.eq(d.k), cn.eq(d.n)]
                     m.next = "TILES"
             with m.State("TILES"):
                 m.d.sync += [kt_n.eq(_ceil_div(ck, R, 16)), mt_n.eq(_ceil_div(cm, R, 16)),
@@ -269,8 +316,10 @@ class GEMM(wiring.Component):
                         m.d.sync += count.eq(c_words)
                 m.d.sync += [q_lane.eq(0), q_word.eq(0)]
             with m.State("ERROR"):
-                m.d.comb += dec_status.eq(Mux(op.any() & (op <= Op.STORE), status(Status.BAD_SIZE),
-                                              status(Status.BAD_OP)))
+                with m.If(op.matches(*Op)):
+                    m.d.comb += dec_status.code.eq(Status.BAD_SIZE)
+                with m.Else():
+                    m.d.comb += dec_status.code.eq(Status.BAD_OP)
                 with m.If(~wb_push):
                     m.d.comb += dec_push.eq(1)
                     m.next = "IDLE"
@@ -321,7 +370,7 @@ class GEMM(wiring.Component):
                 with m.If(store_done):
                     m.next = "DONE"
             with m.State("DONE"):
-                m.d.comb += dec_status.eq(status(Status.OK))
+                m.d.comb += dec_status.code.eq(Status.OK)
                 with m.If(~wb_push):
                     m.d.comb += dec_push.eq(1)
                     m.next = "IDLE"
@@ -374,7 +423,8 @@ class GEMM(wiring.Component):
         # command's to change.
         m.d.comb += [c_wr.addr.eq(wb_addr), c_wr.data.eq(summed),
                      c_wr.en.eq(Mux(wb_valid, wb_lanes, 0))]
-        m.d.comb += [wb_push.eq(wb_end), wb_status.eq(Cat(Const(Op.COMPUTE, 4), Const(Status.OK, 4))),
+        m.d.comb += [wb_push.eq(wb_end), wb_status.eq(StatusWord.const({"op": Op.COMPUTE.value,
+                                                                        "code": Status.OK})),
                      out_dec.eq(wb_end)]
         m.d.comb += compute_idle.eq((outstanding == 0) & ~cq_valid)
 
@@ -587,11 +637,13 @@ class GEMM(wiring.Component):
         mult2 = [Signal(signed(16), name=f"st_mult{i}") for i in range(C)]
         sh2 = [Signal(6, name=f"st_sh{i}") for i in range(C)]
         m.d.sync += [v2.eq(v1), keep2.eq(keep1), last2.eq(last1)]
+        # C words hold C int32 lanes; Q words the C QParam beats written by LOAD_Q.
+        c_lanes = data.ArrayLayout(signed(32), C)(c_rd.data)
+        q_lanes = data.ArrayLayout(QParam, C)(q_rd.data)
         for i in range(C):
-            c = c_rd.data[32 * i:32 * i + 32].as_signed()
-            q = q_rd.data[64 * i:64 * i + 64]
-            m.d.sync += [s2[i].eq(c + Mux(bias_f, q[0:32].as_signed(), 0)),
-                         mult2[i].eq(q[32:48].as_signed()), sh2[i].eq(q[48:54])]
+            q = q_lanes[i]
+            m.d.sync += [s2[i].eq(c_lanes[i] + Mux(bias_f, q.bias, 0)),
+                         mult2[i].eq(q.mult), sh2[i].eq(q.shift)]
         # Stage 3: p = s * mult (49 bits).
         v3, keep3, last3 = Signal(), Signal(C), Signal()
         p3 = [Signal(signed(49), name=f"st_p{i}") for i in range(C)]
@@ -610,8 +662,10 @@ class GEMM(wiring.Component):
             sat = Signal(signed(8), name=f"st_sat{i}")
             m.d.comb += sat.eq(Mux(shifted > 127, 127, Mux(shifted < -128, -128, shifted)))
             data4.append((s3[i][:32], sat))
-        word_int32 = Cat(*[d for d, _ in data4])
-        word_int8 = Cat(*[q for _, q in data4])
+        word_int32 = Signal(result_layout(C, requant=False))
+        word_int8 = Signal(result_layout(C, requant=True))
+        for i, (d, q) in enumerate(data4):
+            m.d.comb += [word_int32.lanes[i].eq(d), word_int8.lanes[i].eq(q)]
         keep_int32 = Cat(*[k.replicate(4) for k in keep3])
         m.d.comb += [obuf.w_en.eq(v3),
                      obuf.w_data.eq(Cat(Mux(req_f, word_int8, word_int32), Mux(req_f, keep3, keep_int32), last3))]

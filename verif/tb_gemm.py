@@ -12,37 +12,49 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from scoville.hw.gemm import Op, Status
+from amaranth.lib import data
+
+from scoville.hw.gemm import (Command, Op, QParam, Status, StatusWord, operand_layout,
+                              result_layout)
 from .gemm_model import gemm_cycles, gemm_ref, ideal_cycles, requant_ref, scalesim_cycles
 from .stream import StreamBus, StreamSink, no_pause
 from .tb import TB, bench_args, write_bench_result
 
 
-def _pack(values, width=8):
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
-
-
-def _signed(v, width):
-    v &= (1 << width) - 1
-    return v - (1 << width) if v >> (width - 1) else v
-
-
 def _chunks(vec, n):
-    """``vec`` split in beats of ``n`` lanes; the last beat is padded with junk (ignored)."""
+    """``vec`` split in beats of ``n`` lanes (:func:`operand_layout`); the last beat is padded
+    with junk (ignored)."""
+    layout = operand_layout(n)
     out = []
     for i in range(0, len(vec), n):
-        part = list(vec[i:i + n])
+        part = [int(v) for v in vec[i:i + n]]
         part += [random.randint(-128, 127) for _ in range(n - len(part))]
-        out.append(_pack(part))
+        out.append(layout.const(part).as_bits())
     return out
 
 
+_OP = Command["op"]
+
+
 def command(op, m=0, k=0, n=0, acc=False, bias=False, requant=False):
-    return (op | (int(acc) << 4) | (int(bias) << 5) | (int(requant) << 6) | ((m & 0xFFFF) << 8) |
-            ((k & 0xFFFF) << 24) | ((n & 0xFFFF) << 40))
+    """A :data:`Command` word. ``op`` is an :class:`Op`, or an int for an undefined opcode
+    (which no enum member can carry: it goes into the op field by the layout's own offset)."""
+    fields = {"m": m, "k": k, "n": n, "accumulate": int(acc), "bias": int(bias),
+              "requant": int(requant)}
+    if isinstance(op, Op):
+        return Command.const({"op": op, **fields}).as_bits()
+    assert 0 <= op < 1 << _OP.width and op not in {o.value for o in Op}, op
+    return Command.const(fields).as_bits() | op << _OP.offset
+
+
+def command_op(word):
+    """The op field of a command word, as a plain int (undefined opcodes included)."""
+    return (word >> _OP.offset) & ((1 << _OP.width) - 1)
+
+
+def status_code(raw):
+    """The :class:`Status` of a raw ``m_sts`` beat."""
+    return data.Const(StatusWord, raw).code
 
 
 class GemmTB(TB):
@@ -82,9 +94,11 @@ class GemmTB(TB):
         self.cmd.send_nowait(word)
         await self.sts.wait_for(count + 1)
         self.expecting = None
-        st = self.sts.items[count]
-        assert st & 0xF == word & 0x7, f"status {st:#x} echoes op {st & 0xF}, sent {word & 7}"
-        return st >> 4
+        raw = self.sts.items[count]
+        st = data.Const(StatusWord, raw)
+        assert st.op == command_op(word), \
+            f"status {raw:#x} echoes op {st.op}, sent {command_op(word)}"
+        return st.code
 
     async def run(self, word, expect=Status.OK):
         code = await self.issue(word)
@@ -105,7 +119,7 @@ class GemmTB(TB):
         await self.run(command(Op.LOAD_B, k=k, n=n))
 
     async def load_q(self, bias, mult, shift):
-        self.q.extend([(int(bi) & 0xFFFFFFFF) | ((int(mu) & 0xFFFF) << 32) | (int(sh) << 48)
+        self.q.extend([QParam.const({"bias": int(bi), "mult": int(mu), "shift": int(sh)}).as_bits()
                        for bi, mu, sh in zip(bias, mult, shift)])
         await self.run(command(Op.LOAD_Q, n=len(bias)))
 
@@ -123,14 +137,18 @@ class GemmTB(TB):
         assert len(beats) == m * per_row, f"{len(beats)} result beats, expected {m * per_row}"
         out = np.zeros((m, n), dtype=np.int64)
         width = 8 if requant else 32
+        layout = result_layout(self.C, requant)
         for i, beat in enumerate(beats):
             row, nt = divmod(i, per_row)
             lanes = min(self.C, n - nt * self.C)
             want_keep = (1 << (lanes * width // 8)) - 1
             assert beat["tkeep"] == want_keep, f"beat {i}: tkeep {beat['tkeep']:#x}, expected {want_keep:#x}"
             assert beat["tlast"] == int(i == len(beats) - 1), f"beat {i}: tlast {beat['tlast']}"
+            word = data.Const(layout, beat["tdata"])
+            if requant:
+                assert word.pad == 0, f"beat {i}: bits above the int8 lanes set"
             for j in range(lanes):
-                out[row, nt * self.C + j] = _signed(beat["tdata"] >> (width * j), width)
+                out[row, nt * self.C + j] = word.lanes[j]
         return out
 
     def rand(self, shape, extreme=False):
@@ -267,7 +285,8 @@ async def _back_to_back(tb, first_shape, second_shape):
     tb.cmd.send_nowait(command(Op.COMPUTE, *second_shape, acc=True))
     count = len(tb.sts.items)
     await tb.sts.wait_for(count + 2)
-    assert [s >> 4 for s in tb.sts.items[count:]] == [0, 0], f"statuses {tb.sts.items[count:]}"
+    codes = [status_code(s) for s in tb.sts.items[count:]]
+    assert codes == [Status.OK, Status.OK], f"statuses {tb.sts.items[count:]}"
     cycles = [t - tb.cmd_cycles[first] for t in tb.sts_cycles[-2:]]
     model = tb.model_cycles([first_shape, second_shape])
     assert cycles == model, f"{first_shape} then {second_shape}: cycles {cycles}, model {model}"
