@@ -10,7 +10,8 @@ from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
 from scoville.hw.systolic import SystolicBenchParams, SystolicParams, systolic
 from scoville.hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from scoville.hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
-from scoville.hw.noc.mesh import NoCBenchParams, NoCParams, noc, noc_network
+from scoville.hw.noc.mesh import NoCBenchParams, noc_network
+from scoville.hw.testbench.noc import NoCParams, noc
 from scoville.hw.noc.router import RouterParams, noc_router
 from scoville.hw.noc.axi_bridge import NoCAXIParams, noc_axi
 from scoville.hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory, hbm_controller

@@ -10,11 +10,14 @@ flow; popping it proves "at most once"; an empty scoreboard at the end proves "a
 import collections
 import random
 
-from scoville.hw.noc.flit import header_fields
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+from scoville.hw.noc.flit import dest_layout, header_fields, node_bits
 from scoville.hw.noc.router import route_port
 
 
-__all__ = ["NoCModel", "hops", "pattern_dst", "PATTERNS"]
+__all__ = ["NoCModel", "hops", "pattern_dst", "PATTERNS", "fit_layout", "model_head_layout"]
 
 PATTERNS = ("uniform", "transpose", "bitcomp", "hotspot", "neighbor")
 
@@ -58,6 +61,31 @@ def pattern_pairs(pattern, cols, rows):
     return pairs
 
 
+def fit_layout(wanted, flit_width):
+    """A test head layout: the ``(name, shape)`` fields of ``wanted`` in order, from bit 0 of a
+    flit's ``data``, then a random ``filler`` up to ``flit_width``. A field that does not fit is
+    cut to the bits that remain (as the flit carries); the first (the routing header) must fit."""
+    fields, left = {}, flit_width
+    for name, shape in wanted:
+        width = data.Layout.cast(shape).size if isinstance(shape, data.Layout) else shape.width
+        if width <= left:
+            fields[name] = shape
+        elif left and name != "dst":
+            fields[name] = unsigned(left)
+        width = min(width, left)
+        left -= width
+    if left:
+        fields["filler"] = unsigned(left)
+    return data.StructLayout(fields)
+
+
+def model_head_layout(cols, rows, flit_width):
+    """Head flit ``data`` of the golden-model tests: the routing header (:func:`dest_layout`),
+    source node, class (2 bits), a 16-bit sequence number per flow, random ``filler``."""
+    return fit_layout([("dst", dest_layout(cols, rows)), ("src", unsigned(node_bits(cols * rows))),
+                       ("cls", unsigned(2)), ("seq", unsigned(16))], flit_width)
+
+
 class NoCModel:
     """Scoreboard and latency model for a mesh of the given parameters.
 
@@ -77,7 +105,8 @@ class NoCModel:
         self.vcs, self.routing = vcs, routing
         self.nodes = cols * rows
         self.xb, self.yb = header_fields(cols, rows)
-        self.nb = max(1, (self.nodes - 1).bit_length())
+        self.nb = node_bits(self.nodes)
+        self.head_layout = model_head_layout(cols, rows, flit_width)
         self.flows = collections.defaultdict(collections.deque)
         self.seq = collections.Counter()
         self.injected = 0
@@ -85,16 +114,14 @@ class NoCModel:
 
     # ---- packets ----------------------------------------------------------------------
     def head(self, src, dst, cls, seq, rng):
-        xb, yb, nb = self.xb, self.yb, self.nb
-        word = (dst % self.cols) | ((dst // self.cols) << xb) | (src << (xb + yb))
-        pos = xb + yb + nb
-        fields = [(cls, 2), (seq & 0xFFFF, 16)]
-        for value, bits in fields:
-            word |= (value & ((1 << bits) - 1)) << pos
-            pos += bits
-        if pos < self.w:
-            word |= rng.getrandbits(self.w - pos) << pos
-        return word & ((1 << self.w) - 1)
+        layout = self.head_layout
+        values = {"dst": {"x": dst % self.cols, "y": dst // self.cols}, "src": src, "cls": cls,
+                  "seq": seq}
+        fields = {name: values[name] & ((1 << layout[name].width) - 1)
+                  for name in ("src", "cls", "seq") if name in layout.members}
+        if "filler" in layout.members:
+            fields["filler"] = rng.getrandbits(layout["filler"].width)
+        return layout.const({"dst": values["dst"], **fields}).as_bits()
 
     def packet(self, src, dst, cls, length, rng=random):
         """A new packet (list of flit data words) of flow (src, dst, cls), recorded as expected."""
@@ -131,22 +158,23 @@ class NoCModel:
         self.delivered += 1
 
     def src_of(self, head):
-        return (head >> (self.xb + self.yb)) & ((1 << self.nb) - 1)
+        return data.Const(self.head_layout, head).src
 
     def dst_of(self, head):
         """The node a head is delivered to. Coordinates outside the mesh (possible when
         ``cols`` or ``rows`` is not a power of two) are clamped to its edge: the routers'
         dimension-order routing falls back to the next dimension, then to the local port,
         where a link is missing (:meth:`hw.noc.router.Router._route`)."""
-        x = min(head & ((1 << self.xb) - 1), self.cols - 1)
-        y = min((head >> self.xb) & ((1 << self.yb) - 1), self.rows - 1)
+        dst = data.Const(self.head_layout, head).dst
+        x, y = min(dst.x, self.cols - 1), min(dst.y, self.rows - 1)
         return y * self.cols + x
 
     def with_coordinates(self, head, x, y):
         """``head`` with its destination field set to column ``x``, row ``y`` (which may lie
         outside the mesh, up to the field widths)."""
-        field = (1 << (self.xb + self.yb)) - 1
-        return (head & ~field) | x | (y << self.xb)
+        dst = self.head_layout["dst"]
+        field = ((1 << dst.width) - 1) << dst.offset
+        return (head & ~field) | dst.shape.const({"x": x, "y": y}).as_bits() << dst.offset
 
     def deliver(self, node, cls, flits):
         """Check one packet ejected at ``node`` on class ``cls``; raise AssertionError if wrong."""

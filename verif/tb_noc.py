@@ -14,6 +14,10 @@ import random
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge, Timer
 
+from amaranth.lib import data
+
+from scoville.hw.noc.ni import beat_layout, delivery_layout, message_layout
+
 from .noc_model import NoCModel, PATTERNS, pattern_dst
 from .stream import StreamBus, StreamSink, random_pause
 from .tb import TB, bench_args, block_params, write_bench_result
@@ -33,7 +37,10 @@ class NoCTB(TB):
         self.model = NoCModel(**p)
         self.nodes, self.classes, self.w = self.model.nodes, p["classes"], p["flit_width"]
         self.message = p.get("message_ni", False)
-        self.db = max(1, (self.nodes - 1).bit_length())   # dst / src field of message beats
+        # Endpoint beat formats (the gateware's own layouts).
+        self.beat = beat_layout(self.w)
+        self.msg_in = message_layout(self.nodes, self.w)
+        self.msg_out = delivery_layout(self.nodes, self.w)
         self.sources, self.sinks = {}, {}
         self.expected_beats = {}
         for n in range(self.nodes):
@@ -64,9 +71,9 @@ class NoCTB(TB):
         if self.message:
             # Message beats: dst, data, last; the network interface adds the head flit.
             words = self.model.message(src, dst, cls, length, rng)
-            db, last = self.db, 1 << (self.db + self.w)
-            self.sources[src, cls].extend(dst | (d << db) | (last if i == length - 1 else 0)
-                                          for i, d in enumerate(words))
+            self.sources[src, cls].extend(
+                self.msg_in.const({"dst": dst, "data": d, "last": int(i == length - 1)}).as_bits()
+                for i, d in enumerate(words))
             self.expected_beats[dst, cls] += length
             return words
         flits = self.model.packet(src, dst, cls, length, rng)
@@ -74,9 +81,9 @@ class NoCTB(TB):
             # The scoreboard holds this same list: it expects the rewritten head too.
             flits[0] = self.model.with_coordinates(flits[0], *coordinates)
             assert self.model.dst_of(flits[0]) == dst
-        last = 1 << self.w
-        self.sources[src, cls].extend(f | (last if i == len(flits) - 1 else 0)
-                                      for i, f in enumerate(flits))
+        self.sources[src, cls].extend(
+            self.beat.const({"data": f, "last": int(i == len(flits) - 1)}).as_bits()
+            for i, f in enumerate(flits))
         self.expected_beats[dst, cls] += length
         return flits
 
@@ -84,14 +91,14 @@ class NoCTB(TB):
         """Feed every complete packet received so far to the scoreboard."""
         if self.message:
             return self._score_messages()
-        mask, last = (1 << self.w) - 1, 1 << self.w
         for key, sink in self.sinks.items():
             items, start = sink.items, self.consumed[key]
             packet = []
             i = start
             while i < len(items):
-                packet.append(items[i] & mask)
-                if items[i] & last:
+                beat = data.Const(self.beat, items[i])
+                packet.append(beat.data)
+                if beat.last:
                     self.model.deliver(key[0], key[1], packet)
                     packet = []
                     start = i + 1
@@ -99,18 +106,17 @@ class NoCTB(TB):
             self.consumed[key] = start
 
     def _score_messages(self):
-        db, mask, last = self.db, (1 << self.w) - 1, 1 << (self.db + self.w)
         for key, sink in self.sinks.items():
             items, start = sink.items, self.consumed[key]
             words, src = [], None
             for i in range(start, len(items)):
-                beat = items[i]
+                beat = data.Const(self.msg_out, items[i])
                 if src is None:
-                    src = beat & ((1 << db) - 1)
-                assert beat & ((1 << db) - 1) == src, \
+                    src = beat.src
+                assert beat.src == src, \
                     f"node {key[0]} class {key[1]}: source changed inside a message"
-                words.append((beat >> db) & mask)
-                if beat & last:
+                words.append(beat.data)
+                if beat.last:
                     self.model.deliver_message(key[0], key[1], src, words)
                     words, src = [], None
                     start = i + 1
@@ -296,7 +302,7 @@ async def _read_stat(dut, node, sel):
 async def run_generators(dut, *, traffic="uniform", rate=0.1, packet_flits=1, cycles=2000,
                          warmup=500, seed=1, drain_limit=100000):
     """Run the per-node generators and return the bench figures (see :func:`bench`)."""
-    from scoville.hw.noc.traffic import HIST_BINS, hist_bin_range
+    from scoville.hw.testbench.noc import HIST_BINS, hist_bin_range
     p = block_params()
     model = NoCModel(**p)
     n = model.nodes

@@ -14,7 +14,12 @@ import random
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+from scoville.hw.noc.flit import dest_layout, flit_layout
 from scoville.hw.noc.router import route_port, turn_allowed
+from .noc_model import fit_layout
 from .tb import TB
 
 
@@ -27,7 +32,10 @@ class RouterTB(TB):
         super().__init__(dut, stall="none", timeout=2000)
         p = self.params
         self.v, self.b, self.w, self.routing = p["vcs"], p["buffer"], p["flit_width"], p["routing"]
-        self.vb = max(1, (self.v - 1).bit_length())
+        self.flit_layout = flit_layout(self.w, self.v)
+        # Test head: routing header, input port of the packet, 8-bit sequence, filler.
+        self.head_layout = fit_layout([("dst", dest_layout(COLS, ROWS)), ("src_port", unsigned(3)),
+                                       ("seq", unsigned(8))], self.w)
         self.drain_delay, self.send_idle = drain_delay, send_idle
         self.queues = {(i, v): collections.deque() for i in range(5) for v in range(self.v)}
         self.credits = {(i, v): self.b for i in range(5) for v in range(self.v)}
@@ -39,17 +47,25 @@ class RouterTB(TB):
         cocotb.start_soon(self._senders())
         cocotb.start_soon(self._receivers())
 
-    def flit(self, data, head, tail, vc):
-        return data | (head << self.w) | (tail << (self.w + 1)) | (vc << (self.w + 2))
+    def flit(self, payload, head, tail, vc):
+        return self.flit_layout.const({"data": payload, "head": head, "tail": tail, "vc": vc}).as_bits()
+
+    def src_port(self, payload):
+        """The input port a head flit's ``data`` names (:attr:`head_layout`)."""
+        return data.Const(self.head_layout, payload).src_port
 
     def packet(self, src_port, vc, dst, length, seq):
         dx, dy = dst
-        head = dx | (dy << 2) | (src_port << 4) | ((seq & 0xFF) << 7)
-        head |= self.rng.getrandbits(self.w - 15) << 15 if self.w > 15 else 0
-        data = [head & ((1 << self.w) - 1)] + [self.rng.getrandbits(self.w) for _ in range(length - 1)]
+        layout = self.head_layout
+        fields = {name: value & ((1 << layout[name].width) - 1)
+                  for name, value in (("src_port", src_port), ("seq", seq)) if name in layout.members}
+        if "filler" in layout.members:
+            fields["filler"] = self.rng.getrandbits(layout["filler"].width)
+        head = layout.const({"dst": {"x": dx, "y": dy}, **fields}).as_bits()
+        words = [head] + [self.rng.getrandbits(self.w) for _ in range(length - 1)]
         out = route_port(self.routing, X, Y, dx, dy)
-        self.expected[src_port, vc, out].append(data)
-        for k, d in enumerate(data):
+        self.expected[src_port, vc, out].append(words)
+        for k, d in enumerate(words):
             self.queues[src_port, vc].append((d, k == 0, k == length - 1))
         self.pending += 1
 
@@ -87,7 +103,7 @@ class RouterTB(TB):
                 if int(getattr(self.dut, f"o_{o}_valid").value):
                     f = int(getattr(self.dut, f"o_{o}_flit").value)
                     self._receive(o, f)
-                    vc = f >> (self.w + 2) & ((1 << self.vb) - 1)
+                    vc = data.Const(self.flit_layout, f).vc
                     returns[o, vc].append(cycle + self.rng.randint(1, self.drain_delay))
                 bits = 0
                 for v in range(self.v):
@@ -100,9 +116,8 @@ class RouterTB(TB):
 
     def _receive(self, o, f):
         self.watchdog.kick()
-        data = f & ((1 << self.w) - 1)
-        head, tail = f >> self.w & 1, f >> (self.w + 1) & 1
-        vc = f >> (self.w + 2) & ((1 << self.vb) - 1)
+        flit = data.Const(self.flit_layout, f)
+        payload, head, tail, vc = flit.data, flit.head, flit.tail, flit.vc
         assert vc < self.v, f"output {o}: VC {vc} does not exist"
         self.occupancy[o, vc] += 1
         assert self.occupancy[o, vc] <= self.b, \
@@ -110,11 +125,11 @@ class RouterTB(TB):
         key = (o, vc)
         if head:
             assert key not in self.open, f"output {o} VC {vc}: a head interleaves another packet"
-            src = data >> 4 & 7
+            src = self.src_port(payload)
             self.open[key] = [src, []]
         assert key in self.open, f"output {o} VC {vc}: body flit without a head"
         src, flits = self.open[key]
-        flits.append(data)
+        flits.append(payload)
         if tail:
             del self.open[key]
             queue = self.expected[src, vc, o]
@@ -190,7 +205,8 @@ async def fairness(dut):
 
     def counting(o, f):
         if o == target_port:
-            got[((f & ((1 << tb.w) - 1)) >> 4) & 7 if f >> tb.w & 1 else -1] += 1
+            flit = data.Const(tb.flit_layout, f)
+            got[tb.src_port(flit.data) if flit.head else -1] += 1
         original(o, f)
     tb._receive = counting
     for i in inputs:

@@ -28,35 +28,50 @@ an ID at the subordinate, and routes each response back by those top bits.
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..axi import AXI4Signature, Resp
 from ..params import ParameterError, Params, check_int, param
-from .flit import header_fields
+from .flit import header_fields, message_head_layout, node_bits
 from .mesh import Mesh
 from .ni import delivery_layout, message_layout
 from .router import ROUTINGS
 
 
-__all__ = ["REQ", "RSP", "KIND_AR", "KIND_AW", "KIND_R", "KIND_B", "KIND_NOP",
+__all__ = ["MsgClass", "ReqKind", "RspKind", "REQ", "RSP", "KIND_AR", "KIND_AW", "KIND_R", "KIND_B", "KIND_NOP",
            "request_layout", "wbeat_layout", "response_layout", "bridge_flit_width",
            "node_bits", "AXIBridgeManager", "AXIBridgeSubordinate", "NoCAXIParams", "NoCAXI",
            "noc_axi"]
 
-REQ, RSP = 0, 1                       # message classes
-KIND_AR, KIND_AW = 0, 1               # request kinds
-KIND_R, KIND_B, KIND_NOP = 0, 1, 2    # response kinds
+class MsgClass(enum.IntEnum, shape=1):
+    """Message class of the bridge's traffic (the mesh endpoint stream index)."""
+    REQ = 0
+    RSP = 1
 
 
-def node_bits(nodes):
-    return max(1, (nodes - 1).bit_length())
+class ReqKind(enum.Enum, shape=1):
+    """``kind`` of a :func:`request_layout` beat."""
+    AR = 0
+    AW = 1
+
+
+class RspKind(enum.Enum, shape=2):
+    """``kind`` of a :func:`response_layout` beat (3 is unused)."""
+    R = 0
+    B = 1
+    NOP = 2
+
+
+REQ, RSP = MsgClass.REQ, MsgClass.RSP
+KIND_AR, KIND_AW = ReqKind.AR, ReqKind.AW
+KIND_R, KIND_B, KIND_NOP = RspKind.R, RspKind.B, RspKind.NOP
 
 
 def request_layout(addr_width, id_width):
     """First beat of a request message: the AR or AW channel payload and its kind."""
     return data.StructLayout({
-        "kind": 1, "id": id_width, "addr": addr_width, "len": 8, "size": 3, "burst": 2,
+        "kind": ReqKind, "id": id_width, "addr": addr_width, "len": 8, "size": 3, "burst": 2,
         "lock": 1, "cache": 4, "prot": 3, "qos": 4})
 
 
@@ -67,7 +82,7 @@ def wbeat_layout(data_width):
 
 def response_layout(data_width, id_width):
     """A beat of a response message: an R beat, a B response or a NOP (closes a message)."""
-    return data.StructLayout({"kind": 2, "id": id_width, "resp": 2, "last": 1,
+    return data.StructLayout({"kind": RspKind, "id": id_width, "resp": 2, "last": 1,
                               "data": data_width})
 
 
@@ -469,10 +484,8 @@ class NoCAXIParams(Params):
 
     @property
     def flit_width(self):
-        nodes = self.cols * self.rows
-        xb, yb = header_fields(self.cols, self.rows)
         return max(bridge_flit_width(addr_width=self.addr_width, data_width=self.data_width,
-                                     id_width=self.id_width), xb + yb + node_bits(nodes))
+                                     id_width=self.id_width), message_head_layout(self.cols, self.rows).size)
 
 
 class NoCAXI(wiring.Component):
@@ -506,7 +519,7 @@ class NoCAXI(wiring.Component):
         nodes, fw = p.cols * p.rows, p.flit_width
         mesh = m.submodules.mesh = Mesh(cols=p.cols, rows=p.rows, vcs=p.vcs, buffer=p.buffer,
                                         flit_width=fw, routing=p.routing, classes=2,
-                                        traffic_gen=False, message_ni=True)
+                                        message_ni=True)
         targets = [nodes - p.subordinates + k for k in range(p.subordinates)]
         for k in range(p.managers):
             br = AXIBridgeManager(addr_width=p.addr_width, data_width=p.data_width,

@@ -5,7 +5,8 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arbiter import RoundRobinArbiter
-from .flit import LinkSignature, header_fields
+from .flit import LinkSignature, dest_layout, head_view, header_fields, message_head_layout, \
+    node_bits, pack
 
 
 __all__ = ["beat_layout", "InjectNI", "EjectNI", "class_vcs", "message_layout",
@@ -87,12 +88,13 @@ class InjectNI(wiring.Component):
             in_packet = Signal(name=f"in_packet_{c}")   # a head has gone, its tail has not
             packet_vc = Signal(range(V), name=f"packet_vc_{c}")
             head_vc = Signal(range(V), name=f"head_vc_{c}")
-            dst_x, dst_y = port.payload.data[:xb], port.payload.data[xb:xb + yb]
+            dest = dest_layout(self._cols, self._rows)
+            dst = head_view(dest, port.payload.data)
             # (x + y + dst_x + dst_y) mod per, spelled as a table so it is exact for any `per`.
-            with m.Switch(Cat(dst_x, dst_y)):
+            with m.Switch(dst):
                 for dx in range(2 ** xb):
                     for dy in range(2 ** yb):
-                        with m.Case(dx | (dy << xb)):
+                        with m.Case(dest.const({"x": dx, "y": dy}).as_bits()):
                             m.d.comb += head_vc.eq(self.flow_vc(dx, dy, c))
             vc = Signal(range(V), name=f"vc_{c}")
             m.d.comb += vc.eq(Mux(in_packet, packet_vc, head_vc))
@@ -196,14 +198,14 @@ class EjectNI(wiring.Component):
 def message_layout(nodes, flit_width):
     """Payload of a message stream beat at a :class:`Packetizer` input: destination node,
     ``data`` and ``last`` (the last beat of the message)."""
-    return data.StructLayout({"dst": unsigned(max(1, (nodes - 1).bit_length())),
+    return data.StructLayout({"dst": unsigned(node_bits(nodes)),
                               "data": unsigned(flit_width), "last": unsigned(1)})
 
 
 def delivery_layout(nodes, flit_width):
     """Payload of a message stream beat at a :class:`Depacketizer` output: source node,
     ``data`` and ``last``."""
-    return data.StructLayout({"src": unsigned(max(1, (nodes - 1).bit_length())),
+    return data.StructLayout({"src": unsigned(node_bits(nodes)),
                               "data": unsigned(flit_width), "last": unsigned(1)})
 
 
@@ -238,15 +240,14 @@ class Packetizer(wiring.Component):
         m = Module()
         cols, rows = self._cols, self._rows
         nodes = cols * rows
-        xb, yb = header_fields(cols, rows)
-        nb = max(1, (nodes - 1).bit_length())
         in_body = Signal()   # the head of the current message has gone
-        dst = self.i.payload.dst
-        dst_x, dst_y = Signal(xb), Signal(yb)
-        with m.Switch(dst):
+        layout = message_head_layout(cols, rows)
+        dst_x, dst_y = Signal(layout["dst"].shape["x"].shape), Signal(layout["dst"].shape["y"].shape)
+        with m.Switch(self.i.payload.dst):
             for n in range(nodes):
                 with m.Case(n):
                     m.d.comb += [dst_x.eq(n % cols), dst_y.eq(n // cols)]
+        head = pack(layout, {"dst": {"x": dst_x, "y": dst_y}, "src": self._src})
         m.d.comb += self.o.valid.eq(self.i.valid)
         with m.If(in_body):
             m.d.comb += [self.o.payload.data.eq(self.i.payload.data),
@@ -255,7 +256,7 @@ class Packetizer(wiring.Component):
             with m.If(self.i.valid & self.o.ready & self.i.payload.last):
                 m.d.sync += in_body.eq(0)
         with m.Else():
-            m.d.comb += self.o.payload.data.eq(Cat(dst_x, dst_y, Const(self._src, nb)))
+            m.d.comb += self.o.payload.data.eq(head)
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += in_body.eq(1)
         return m
@@ -285,10 +286,9 @@ class Depacketizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        xb, yb = header_fields(self._cols, self._rows)
-        nb = max(1, (self._cols * self._rows - 1).bit_length())
+        head = message_head_layout(self._cols, self._rows)
         in_body = Signal()
-        src = Signal(nb)
+        src = Signal(head["src"].shape)
         with m.If(in_body):
             m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready),
                          self.o.payload.src.eq(src), self.o.payload.data.eq(self.i.payload.data),
@@ -299,5 +299,5 @@ class Depacketizer(wiring.Component):
             m.d.comb += self.i.ready.eq(1)
             with m.If(self.i.valid):
                 m.d.sync += [in_body.eq(~self.i.payload.last),
-                             src.eq(self.i.payload.data[xb + yb:xb + yb + nb])]
+                             src.eq(head_view(head, self.i.payload.data).src)]
         return m

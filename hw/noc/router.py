@@ -9,7 +9,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..arbiter import RoundRobinArbiter
 from ..params import Params, check_choice, check_int, param
-from .flit import EAST, LOCAL, NORTH, PORTS, SOUTH, WEST, LinkSignature, header_fields
+from .flit import EAST, LOCAL, NORTH, PORTS, SOUTH, WEST, LinkSignature, dest_layout, \
+    head_view, header_fields
 
 
 __all__ = ["Router", "RouterParams", "ROUTINGS", "route_port", "turn_allowed", "noc_router"]
@@ -170,8 +171,8 @@ class Router(wiring.Component):
         edge of the mesh nearest its destination instead of waiting forever for a link that
         does not exist.
         """
-        xb, yb = header_fields(self._cols, self._rows)
-        dst_x, dst_y = head_data[:xb], head_data[xb:xb + yb]
+        dst = head_view(dest_layout(self._cols, self._rows), head_data)
+        dst_x, dst_y = dst.x, dst.y
         code = Signal(range(max(len(dests), 2)), name="route")
         x_dirs = [(dst_x > self._x, EAST), (dst_x < self._x, WEST)]
         y_dirs = [(dst_y > self._y, NORTH), (dst_y < self._y, SOUTH)]
