@@ -12,14 +12,21 @@ at the rising edge that ends cycle ``t``) produces its result in cycle ``t + lat
 from dataclasses import dataclass
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned, Cat, Const
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .params import Params, ParameterError, check_choice, check_int, param
 
 
-__all__ = ["SystolicParams", "SystolicBenchParams", "SystolicArray", "systolic"]
+__all__ = ["SystolicParams", "SystolicBenchParams", "SystolicArray", "systolic", "lanes_layout"]
+
+
+def lanes_layout(lanes, width, is_signed=True):
+    """Layout of a vector port: ``lanes`` lanes of ``width`` bits, lane ``i`` at bits
+    ``[i*width, (i+1)*width)`` (``a_data``, ``w_data``, ``b_data``: in_width; ``o_data``:
+    acc_width)."""
+    return data.ArrayLayout(signed(width) if is_signed else unsigned(width), lanes)
 
 
 @dataclass(frozen=True)
@@ -150,14 +157,6 @@ class SystolicArray(wiring.Component):
         to the first result row (row ``R-1``); row ``r`` follows ``R - 1 - r`` cycles later."""
         return self.rows + self.cols + (1 if self.dataflow == "os" else 0)
 
-    def _lanes(self, value, n, width, name):
-        shape = signed(width) if self._p.signed else unsigned(width)
-        lanes = []
-        for i in range(n):
-            s = Signal(shape, name=f"{name}{i}")
-            lanes.append((s, value[i * width:(i + 1) * width]))
-        return lanes
-
     def elaborate(self, platform):
         m = Module()
         p = self._p
@@ -176,7 +175,7 @@ class SystolicArray(wiring.Component):
 
         def lane(vec, i, name):
             s = Signal(op, name=name)
-            m.d.comb += s.eq(vec[i * W:(i + 1) * W])
+            m.d.comb += s.eq(lanes_layout(len(vec) // W, W, p.signed)(vec)[i])
             return s
 
         if p.dataflow == "ws":
@@ -283,9 +282,9 @@ class SystolicArray(wiring.Component):
                 m.d.sync += [left.eq(left - 1), row.eq(row - 1)]
 
         # Output deskew: column c waits C - 1 - c cycles so a whole row leaves together.
+        o_lanes = lanes_layout(C, A, p.signed)(self.o_data)
         for c in range(C):
-            m.d.comb += self.o_data[c * A:(c + 1) * A].eq(
-                _delay(m, cols_out[c], C - 1 - c, f"deskew{c}"))
+            m.d.comb += o_lanes[c].eq(_delay(m, cols_out[c], C - 1 - c, f"deskew{c}"))
         return m
 
 

@@ -13,25 +13,23 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 
+from amaranth.lib import data
+
+from scoville.hw.systolic import lanes_layout
+
 from .gemm_model import os_schedule, ws_schedule
 from .tb import TB, bench_args, write_bench_result
 
 
 def _pack(values, width):
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
+    """A vector port word (:func:`lanes_layout`); each value wraps to ``width`` bits."""
+    values = [int(v) & ((1 << width) - 1) for v in values]
+    return lanes_layout(len(values), width, is_signed=False).const(values).as_bits()
 
 
 def _unpack(word, n, width, signed=True):
-    out = []
-    for i in range(n):
-        v = (word >> (i * width)) & ((1 << width) - 1)
-        if signed and v >> (width - 1):
-            v -= 1 << width
-        out.append(v)
-    return out
+    lanes = data.Const(lanes_layout(n, width, signed), word)
+    return [lanes[i] for i in range(n)]
 
 
 def _wrap(x, width):
