@@ -14,9 +14,10 @@ from scoville.hw.noc.mesh import NoCBenchParams, noc_network
 from scoville.hw.testbench.noc import NoCParams, noc
 from scoville.hw.noc.router import RouterParams, noc_router
 from scoville.hw.noc.axi_bridge import NoCAXIParams, noc_axi
-from scoville.hw.hbm import HBMBenchParams, HBMParams, hbm_block_factory, hbm_controller
+from scoville.hw.hbm import HBMBenchParams, HBMParams, hbm_controller
 from scoville.verif.trace import parse_trace
-from scoville.hw.hbm.stack import HBMStackParams, hbm_stack, hbm_stack_system
+from scoville.hw.hbm.stack import HBMStackParams, hbm_stack
+from scoville.hw.testbench.hbm import hbm_stack_system, hbm_system
 
 
 __all__ = ["Block", "BLOCKS", "get_block"]
@@ -105,11 +106,12 @@ BLOCKS = {block.name: block for block in [
           "(address map, IDs and bursts preserved, DECERR outside the map)", NoCAXIParams, noc_axi,
           "scoville.verif.tb_noc_axi"),
     Block("hbm", "HBM pseudo-channel controller (AXI4, FR-FCFS with age limit, JEDEC timing, refresh) "
-          "with a behavioural device", HBMParams, hbm_block_factory, "scoville.verif.tb_hbm",
+          "with a behavioural device", HBMParams, hbm_system, "scoville.verif.tb_hbm",
           bench_params=HBMBenchParams, rtl=hbm_controller,
           input_files=TRACE_FILE),
-    Block("hbm_stack", "N HBM pseudo-channels (controller + device each) behind one AXI4 port, "
-          "address-interleaved, responses in request order", HBMStackParams, hbm_stack_system, "scoville.verif.tb_hbm",
+    Block("hbm_stack", "N HBM pseudo-channel controllers behind one AXI4 port, address-interleaved "
+          "(bursts split at granules), responses in request order; simulated with a behavioural device each",
+          HBMStackParams, hbm_stack_system, "scoville.verif.tb_hbm",
           bench_params=HBMBenchParams, rtl=hbm_stack,
           input_files=TRACE_FILE),
     Block("systolic", "int8 systolic MAC array, weight- or output-stationary, with skew/deskew",

@@ -1,4 +1,7 @@
-"""HBM pseudo-channel controller, behavioural device, traffic generator and their parameters."""
+"""HBM pseudo-channel controller, behavioural device, N-channel stack and their parameters.
+
+Deliverable RTL only; the blocks' simulation tops (device + traffic generator) are in
+:mod:`scoville.hw.testbench.hbm`."""
 
 from dataclasses import dataclass
 
@@ -6,7 +9,7 @@ from ..params import Params, param
 from .timing import HBMParams, HBMTiming, PRESETS
 
 
-__all__ = ["HBMParams", "HBMTiming", "PRESETS", "HBMBenchParams", "hbm_block_factory", "hbm_controller"]
+__all__ = ["HBMParams", "HBMTiming", "PRESETS", "HBMBenchParams", "hbm_controller"]
 
 
 @dataclass(frozen=True)
@@ -18,11 +21,6 @@ class HBMBenchParams(Params):
     write_ratio: int = param(0, lo=0, hi=256, doc="writes per 256 requests (mixed: 0 means 85)")
     trace: str = param("", doc="DRAMsim3-style trace file (lines: 0xADDR READ|WRITE CYCLE)")
     timing_check: bool = param(True, doc="run the independent timing model on every command")
-
-
-def hbm_block_factory(**params):
-    from .system import hbm_system
-    return hbm_system(**params)
 
 
 def hbm_controller(**params):

@@ -1,4 +1,9 @@
-"""Top level of the ``hbm`` block: controller + behavioural device + a hardware traffic generator.
+"""Simulation tops of the ``hbm`` and ``hbm_stack`` blocks and their hardware traffic generator.
+
+``HBMSystem`` (block ``hbm``) is one controller + behavioural device + traffic generator;
+``HBMStackDevices`` is the deliverable :class:`~scoville.hw.hbm.stack.HBMStack` with a
+behavioural device on every channel's PHY bus (any test that needs HBM-backed memory), and
+``HBMStackSystem`` (block ``hbm_stack``) adds the traffic generator to it.
 
 The traffic generator exists so that ``scoville bench hbm`` can simulate millions of cycles with
 no Python on the per-cycle path: it issues the requested pattern on the controller's AXI port,
@@ -13,13 +18,15 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..axi import AXI4Signature, Burst
-from .controller import ATOM_BITS, HBMController, StatsSignature
-from .device import HBMDevice
-from .timing import HBMParams
+from ..hbm.controller import ATOM_BITS, HBMController, StatsSignature
+from ..hbm.device import HBMDevice
+from ..hbm.stack import HBMStack, HBMStackParams
+from ..hbm.timing import HBMParams
 
 
-__all__ = ["Pattern", "TrafficGenerator", "HBMSystem", "hbm_system", "atom_pattern",
-           "traffic_generator_ports", "connect_traffic_generator"]
+__all__ = ["Pattern", "TrafficGenerator", "MonitorSignature", "HBMSystem", "hbm_system", "atom_pattern",
+           "traffic_generator_ports", "connect_traffic_generator", "HBMStackDevices", "HBMStackSystem",
+           "hbm_stack_system"]
 
 
 class Pattern(enum.IntEnum):
@@ -199,8 +206,19 @@ def connect_traffic_generator(m, top, tg, port):
             m.d.comb += [ext.eq(Mux(use_tg, 0, dst)), gen.eq(Mux(use_tg, dst, 0))]
 
 
+def attach_device(m, name, phy, mon, timing):
+    """Add a behavioural :class:`HBMDevice` named ``name`` on the controller PHY bus ``phy`` and
+    mirror that bus onto the monitor port ``mon`` (combinational: the monitor sees each command
+    in the cycle it is issued, as the device does)."""
+    m.submodules[name] = device = HBMDevice(timing)
+    wiring.connect(m, phy, device.phy)
+    for member in mon.signature.members:
+        m.d.comb += getattr(mon, member).eq(getattr(phy, member))
+    return device
+
+
 class HBMSystem(wiring.Component):
-    """Controller + behavioural device (+ traffic generator): the ``hbm`` block's top level.
+    """Controller + behavioural device (+ traffic generator): the ``hbm`` block's simulation top.
 
     With ``tg_start`` low the controller's AXI port is ``s_axi``; raising ``tg_start`` (and keeping
     it high) hands the port to the traffic generator, whose results appear on ``tg_*``.
@@ -208,7 +226,7 @@ class HBMSystem(wiring.Component):
     Members
     -------
     s_axi : In(AXI4Signature)
-        See :class:`~hw.hbm.controller.HBMController` for the protocol and latency.
+        See :class:`~scoville.hw.hbm.controller.HBMController` for the protocol and latency.
     mon : Out(MonitorSignature)
         The PHY bus between controller and device, for the independent timing model.
     stats : Out(StatsSignature)
@@ -220,7 +238,6 @@ class HBMSystem(wiring.Component):
     def __init__(self, params=None, **kwargs):
         self.params = params if params is not None else HBMParams(**kwargs)
         self.ctrl = HBMController(self.params)
-        self.device = HBMDevice(self.ctrl.timing)
         self.tg = TrafficGenerator(addr_width=self.params.addr_width, id_width=self.params.id_width,
                                    atom_bits=self.ctrl.amap.atom_bits, read_queue=self.params.read_queue)
         members = {
@@ -235,17 +252,94 @@ class HBMSystem(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.ctrl = ctrl = self.ctrl
-        m.submodules.device = device = self.device
         m.submodules.tg = tg = self.tg
-        wiring.connect(m, ctrl.phy, device.phy)
-        for name in self.mon.signature.members:
-            m.d.comb += getattr(self.mon, name).eq(getattr(ctrl.phy, name))
-        for name in self.stats.signature.members:
-            m.d.comb += getattr(self.stats, name).eq(getattr(ctrl.stats, name))
+        attach_device(m, "device", ctrl.phy, self.mon, ctrl.timing)
+        wiring.connect(m, ctrl.stats, wiring.flipped(self.stats))
         connect_traffic_generator(m, self, tg, ctrl.s_axi)
         return m
 
 
 def hbm_system(**params):
-    """Block factory: ``HBMSystem`` from the ``hbm`` block's parameter dict."""
+    """Block factory of ``hbm``: :class:`HBMSystem` from the block's parameter dict."""
     return HBMSystem(HBMParams(**params))
+
+
+class HBMStackDevices(wiring.Component):
+    """The deliverable :class:`~scoville.hw.hbm.stack.HBMStack` with a behavioural
+    :class:`HBMDevice` on every channel: HBM-backed memory behind one AXI4 port for simulation.
+
+    Adds no logic on the AXI path: latency and throughput are the stack's.
+
+    Members
+    -------
+    s_axi : In(AXI4Signature)
+        The stack's port (protocol, ordering and latency: :class:`~scoville.hw.hbm.stack.HBMStack`).
+    mon<k> : Out(MonitorSignature)
+        PHY bus of channel ``k`` (stack to device ``k``), for the timing model.
+    stats<k> : Out(StatsSignature)
+        Counters of channel ``k``'s controller.
+    """
+
+    def __init__(self, params=None, **kwargs):
+        self.stack = HBMStack(params, **kwargs)
+        p = self.params = self.stack.params
+        members = {"s_axi": In(AXI4Signature(addr_width=p.addr_width, data_width=ATOM_BITS,
+                                             id_width=p.id_width))}
+        for k in range(p.channels):
+            members[f"mon{k}"] = Out(MonitorSignature(getattr(self.stack, f"phy{k}").signature))
+            members[f"stats{k}"] = Out(StatsSignature(p.read_queue, p.write_queue))
+        super().__init__(members)
+
+    @property
+    def atom_bits(self):
+        return self.stack.atom_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.stack = stack = self.stack
+        for k, ctrl in enumerate(stack.ctrls):
+            attach_device(m, f"device{k}", getattr(stack, f"phy{k}"), getattr(self, f"mon{k}"), ctrl.timing)
+            wiring.connect(m, getattr(stack, f"stats{k}"), wiring.flipped(getattr(self, f"stats{k}")))
+        wiring.connect(m, wiring.flipped(self.s_axi), stack.s_axi)
+        return m
+
+
+class HBMStackSystem(wiring.Component):
+    """:class:`HBMStackDevices` plus the hardware traffic generator: the simulation top of block
+    ``hbm_stack``. Tests drive ``s_axi`` with ``tg_start`` low; ``scoville bench hbm_stack``
+    raises it and reads ``tg_*`` at the end (no Python on the per-cycle path).
+
+    The generator issues at most one single-beat request per cycle, which is also the port's
+    limit: 32 bytes per cycle, the peak of two pseudo-channels.
+
+    Members
+    -------
+    s_axi, mon<k>, stats<k> :
+        As in :class:`HBMStackDevices`.
+    tg_* :
+        Traffic generator control and results (see :class:`TrafficGenerator`), its addresses
+        spanning the whole stack.
+    """
+
+    def __init__(self, params=None, **kwargs):
+        self.mem = HBMStackDevices(params, **kwargs)
+        p = self.params = self.mem.params
+        # Its read-latency FIFO must hold every read in flight: all channels' read queues.
+        self.tg = TrafficGenerator(addr_width=p.addr_width, id_width=p.id_width,
+                                   atom_bits=self.mem.atom_bits, read_queue=p.channels * p.read_queue)
+        super().__init__({**self.mem.signature.members, **traffic_generator_ports(self.tg)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = self.mem
+        m.submodules.tg = tg = self.tg
+        for name in mem.signature.members:
+            if name != "s_axi":
+                wiring.connect(m, getattr(mem, name), wiring.flipped(getattr(self, name)))
+        connect_traffic_generator(m, self, tg, mem.s_axi)
+        return m
+
+
+def hbm_stack_system(**params):
+    """Block factory of ``hbm_stack``: stack + devices + traffic generator (tests and bench)."""
+    return HBMStackSystem(HBMStackParams(**params))
