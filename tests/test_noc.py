@@ -136,7 +136,7 @@ from amaranth.lib import data  # noqa: E402
 
 from scoville.hw.noc.axi_bridge import (AXIBridgeSubordinate, MsgClass, ReqKind,  # noqa: E402
                                         RspKind, bridge_flit_width, request_layout,
-                                        response_layout, wbeat_layout)
+                                        response_layout, subordinate_id_layout, wbeat_layout)
 from scoville.hw.noc.flit import (dest_layout, flit_layout, header_fields,  # noqa: E402
                                   message_head_layout)
 from scoville.hw.noc.ni import (Depacketizer, Packetizer, beat_layout,  # noqa: E402
@@ -180,7 +180,8 @@ def test_noc_layouts_roundtrip(cols, rows):
     layouts = [dest_layout(cols, rows), message_head_layout(cols, rows), bench_head_layout(cols, rows),
                flit_layout(64, 2), flit_layout(28, 3), beat_layout(32), message_layout(nodes, 32),
                delivery_layout(nodes, 32), request_layout(32, 4), wbeat_layout(64),
-               response_layout(64, 4), model_head_layout(cols, rows, 64), BODY_LAYOUT]
+               response_layout(64, 4), subordinate_id_layout(4, nodes),
+               model_head_layout(cols, rows, 64), BODY_LAYOUT]
     assert dest_layout(cols, rows).size == xb + yb
     for layout in layouts:
         for _ in range(20):
@@ -284,4 +285,5 @@ def test_subordinate_bridge_decodes_req_kind():
             await ctx.tick()
     _simulate(dut, bench)
     for kind in ReqKind:
-        assert seen[kind] == (1, 1 | 3 << iw, 0x1234, 3, 2, 1), (kind, seen[kind])
+        sub_id = subordinate_id_layout(iw, nodes).const({"id": 1, "node": 3}).as_bits()
+        assert seen[kind] == (1, sub_id, 0x1234, 3, 2, 1), (kind, seen[kind])

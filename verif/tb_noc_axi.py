@@ -23,6 +23,10 @@ from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 from cocotbext.axi.constants import AxiResp
 from cocotbext.axi.memory import Memory
 
+from amaranth.lib import data
+
+from scoville.hw.noc.axi_bridge import subordinate_id_layout
+
 from .stream import random_pause
 from .tb import TB
 
@@ -34,9 +38,9 @@ class _InterleavingRead(AxiRamRead):
     """Read side that keeps every accepted AR open and sends the beats of bursts with
     different IDs interleaved at random (AXI4 allows it; same-ID bursts stay in order)."""
 
-    def __init__(self, *args, rng, id_width, **kwargs):
+    def __init__(self, *args, rng, id_layout, **kwargs):
         # (not `id_width`: the VIP sets that to the port's full ID width)
-        self.rng, self.manager_id_bits = rng, id_width
+        self.rng, self.id_layout = rng, id_layout
         self.switches = 0      # beats that follow a beat for another source node mid-burst
         super().__init__(*args, **kwargs)
         self.ar_channel.queue_occupancy_limit = 16
@@ -59,11 +63,11 @@ class _InterleavingRead(AxiRamRead):
             r.rid, r.rresp = b["id"], AxiResp.OKAY
             r.rlast = b["beat"] == b["len"] - 1
             try:
-                data = await self._read(b["addr"] + b["beat"] * self.byte_lanes, self.byte_lanes)
+                payload = await self._read(b["addr"] + b["beat"] * self.byte_lanes, self.byte_lanes)
             except Exception:
-                data, r.rresp = bytes(self.byte_lanes), AxiResp.SLVERR
-            r.rdata = int.from_bytes(data, "little")
-            node = b["id"] >> self.manager_id_bits
+                payload, r.rresp = bytes(self.byte_lanes), AxiResp.SLVERR
+            r.rdata = int.from_bytes(payload, "little")
+            node = data.Const(self.id_layout, b["id"]).node
             if previous is not None and previous[0] != node and not previous[1]:
                 self.switches += 1
             previous = (node, r.rlast)
@@ -88,11 +92,11 @@ class _InterleavingRead(AxiRamRead):
 class InterleavingRam(AxiRam):
     """``AxiRam`` whose read side interleaves bursts (:class:`_InterleavingRead`)."""
 
-    def __init__(self, bus, clock, reset, *, size, rng, id_width):
+    def __init__(self, bus, clock, reset, *, size, rng, id_layout):
         Memory.__init__(self, size)
         self.write_if = AxiRamWrite(bus.write, clock, reset, mem=self.mem)
         self.read_if = _InterleavingRead(bus.read, clock, reset, mem=self.mem, rng=rng,
-                                         id_width=id_width)
+                                         id_layout=id_layout)
 
 
 class NoCAXITB(TB):
@@ -119,7 +123,7 @@ class NoCAXITB(TB):
                             size=self.window) for k in range(self.S - 1)]
         self.rams.append(InterleavingRam(AxiBus.from_prefix(dut, f"m_axi{self.S - 1}"), self.clk,
                                          self.rst, size=self.window, rng=self.rng,
-                                         id_width=p["id_width"]))
+                                         id_layout=subordinate_id_layout(p["id_width"], self.nodes)))
         self.golden = []
         for ram in self.rams:
             image = np.frombuffer(self.rng.randbytes(self.window), np.uint8).copy()

@@ -33,14 +33,15 @@ from amaranth.lib.wiring import In, Out
 
 from ..axi import AXI4Signature, Resp
 from ..params import ParameterError, Params, check_int, param
-from .flit import header_fields, message_head_layout, node_bits
+from .flit import message_head_layout, node_bits, pack
 from .mesh import Mesh
 from .ni import delivery_layout, message_layout
 from .router import ROUTINGS
 
 
 __all__ = ["MsgClass", "ReqKind", "RspKind", "REQ", "RSP", "KIND_AR", "KIND_AW", "KIND_R", "KIND_B", "KIND_NOP",
-           "request_layout", "wbeat_layout", "response_layout", "bridge_flit_width",
+           "request_layout", "wbeat_layout", "response_layout", "subordinate_id_layout",
+           "bridge_flit_width",
            "node_bits", "AXIBridgeManager", "AXIBridgeSubordinate", "NoCAXIParams", "NoCAXI",
            "noc_axi"]
 
@@ -84,6 +85,11 @@ def response_layout(data_width, id_width):
     """A beat of a response message: an R beat, a B response or a NOP (closes a message)."""
     return data.StructLayout({"kind": RspKind, "id": id_width, "resp": 2, "last": 1,
                               "data": data_width})
+
+
+def subordinate_id_layout(id_width, nodes):
+    """An ID on a subordinate bridge's ``m_axi``: the manager's ID, then its source node."""
+    return data.StructLayout({"id": id_width, "node": node_bits(nodes)})
 
 
 def bridge_flit_width(*, addr_width, data_width, id_width):
@@ -380,6 +386,8 @@ class AXIBridgeSubordinate(wiring.Component):
 
         # ---- requests --------------------------------------------------------------------
         hdr = data.View(req_lay, self.req.payload.data[:req_lay.size])
+        sid_lay = subordinate_id_layout(iw, self._nodes)
+        sub_id = pack(sid_lay, {"id": hdr.id, "node": self.req.payload.src})
         w = data.View(w_lay, self.req.payload.data[:w_lay.size])
         in_w = Signal()         # the W beats of the last AW are coming
         ar_free = ~axi.arvalid | axi.arready
@@ -397,14 +405,14 @@ class AXIBridgeSubordinate(wiring.Component):
         with m.Elif(hdr.kind == KIND_AR):
             m.d.comb += self.req.ready.eq(ar_free)
             with m.If(self.req.valid & ar_free):
-                m.d.sync += [axi.arvalid.eq(1), axi.arid.eq(Cat(hdr.id, self.req.payload.src)),
+                m.d.sync += [axi.arvalid.eq(1), axi.arid.eq(sub_id),
                              axi.araddr.eq(hdr.addr[:self._aw])]
                 for f in _axi_fields("ar")[2:]:
                     m.d.sync += getattr(axi, f"ar{f}").eq(getattr(hdr, f))
         with m.Else():
             m.d.comb += self.req.ready.eq(aw_free)
             with m.If(self.req.valid & aw_free):
-                m.d.sync += [axi.awvalid.eq(1), axi.awid.eq(Cat(hdr.id, self.req.payload.src)),
+                m.d.sync += [axi.awvalid.eq(1), axi.awid.eq(sub_id),
                              axi.awaddr.eq(hdr.addr[:self._aw]), in_w.eq(1)]
                 for f in _axi_fields("aw")[2:]:
                     m.d.sync += getattr(axi, f"aw{f}").eq(getattr(hdr, f))
@@ -421,8 +429,9 @@ class AXIBridgeSubordinate(wiring.Component):
         pick_b = Signal()
         m.d.comb += pick_b.eq(Mux(hold, held_b, axi.bvalid & (prefer_b | ~axi.rvalid)))
         m.d.sync += [hold.eq(self.rsp.valid & ~self.rsp.ready & ~r_open), held_b.eq(pick_b)]
-        r_node, b_node = axi.rid[iw:], axi.bid[iw:]
-        r_beat = [beat.kind.eq(KIND_R), beat.id.eq(axi.rid[:iw]), beat.resp.eq(axi.rresp),
+        rid, bid = sid_lay(axi.rid), sid_lay(axi.bid)
+        r_node, b_node = rid.node, bid.node
+        r_beat = [beat.kind.eq(KIND_R), beat.id.eq(rid.id), beat.resp.eq(axi.rresp),
                   beat.last.eq(axi.rlast), beat.data.eq(axi.rdata),
                   self.rsp.payload.last.eq(axi.rlast), self.rsp.valid.eq(1),
                   axi.rready.eq(self.rsp.ready)]
@@ -438,7 +447,7 @@ class AXIBridgeSubordinate(wiring.Component):
                 with m.If(self.rsp.ready):
                     m.d.sync += r_open.eq(0)
         with m.Elif(pick_b):
-            m.d.comb += [beat.kind.eq(KIND_B), beat.id.eq(axi.bid[:iw]), beat.resp.eq(axi.bresp),
+            m.d.comb += [beat.kind.eq(KIND_B), beat.id.eq(bid.id), beat.resp.eq(axi.bresp),
                          self.rsp.payload.dst.eq(b_node), self.rsp.payload.last.eq(1),
                          self.rsp.valid.eq(1), axi.bready.eq(self.rsp.ready)]
             with m.If(self.rsp.ready):
