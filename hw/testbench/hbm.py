@@ -206,13 +206,13 @@ def connect_traffic_generator(m, top, tg, port):
             m.d.comb += [ext.eq(Mux(use_tg, 0, dst)), gen.eq(Mux(use_tg, dst, 0))]
 
 
-def attach_device(m, name, phy, mon, timing):
+def attach_device(m, name, phy, timing, mon=None):
     """Add a behavioural :class:`HBMDevice` named ``name`` on the controller PHY bus ``phy`` and
-    mirror that bus onto the monitor port ``mon`` (combinational: the monitor sees each command
-    in the cycle it is issued, as the device does)."""
+    mirror that bus onto the monitor port ``mon`` if given (combinational: the monitor sees each
+    command in the cycle it is issued, as the device does)."""
     m.submodules[name] = device = HBMDevice(timing)
     wiring.connect(m, phy, device.phy)
-    for member in mon.signature.members:
+    for member in (mon.signature.members if mon is not None else ()):
         m.d.comb += getattr(mon, member).eq(getattr(phy, member))
     return device
 
@@ -253,7 +253,7 @@ class HBMSystem(wiring.Component):
         m = Module()
         m.submodules.ctrl = ctrl = self.ctrl
         m.submodules.tg = tg = self.tg
-        attach_device(m, "device", ctrl.phy, self.mon, ctrl.timing)
+        attach_device(m, "device", ctrl.phy, ctrl.timing, self.mon)
         wiring.connect(m, ctrl.stats, wiring.flipped(self.stats))
         connect_traffic_generator(m, self, tg, ctrl.s_axi)
         return m
@@ -298,7 +298,7 @@ class HBMStackDevices(wiring.Component):
         m = Module()
         m.submodules.stack = stack = self.stack
         for k, ctrl in enumerate(stack.ctrls):
-            attach_device(m, f"device{k}", getattr(stack, f"phy{k}"), getattr(self, f"mon{k}"), ctrl.timing)
+            attach_device(m, f"device{k}", getattr(stack, f"phy{k}"), ctrl.timing, getattr(self, f"mon{k}"))
             wiring.connect(m, getattr(stack, f"stats{k}"), wiring.flipped(getattr(self, f"stats{k}")))
         wiring.connect(m, wiring.flipped(self.s_axi), stack.s_axi)
         return m
