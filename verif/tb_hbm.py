@@ -11,13 +11,18 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
+from scoville.hw.axi import Resp
+from scoville.hw.hbm.controller import ATOM_BITS, ATOM_SIZE, HBMController
+from scoville.hw.hbm.timing import HBMParams
+
 from .hbm_model import HBMChannelModel, model_timing
 from .stream import axi_channel_buses
 from .tb import TB, bench_args, block_params, block_ports, write_bench_result
+from .trace import parse_trace
 
 
-ATOM = 32
-DECERR, SLVERR, OKAY = 3, 2, 0
+ATOM = ATOM_BITS // 8
+DECERR, SLVERR, OKAY = Resp.DECERR, Resp.SLVERR, Resp.OKAY
 _GOLDEN = {}
 
 
@@ -42,7 +47,7 @@ def capacity(params):
 
 def expected_resp(params, size_bytes, addr, length, size, burst):
     """The response the block owes a burst (same for every beat)."""
-    if size != 5 or burst != 1:
+    if size != ATOM_SIZE or burst != 1:
         return SLVERR
     return OKAY if (addr // ATOM + length + 1) * ATOM <= size_bytes else DECERR
 
@@ -61,22 +66,23 @@ class HBMTB(TB):
     outstanding access in a way AXI leaves unordered (read vs. un-acknowledged write, write vs.
     outstanding read), so every returned byte has exactly one correct value."""
 
-    def __init__(self, dut, *, stall="random", timeout=4000, strict=True):
+    def __init__(self, dut, *, stall="random", timeout=4000, strict=True, timing_check=True):
         super().__init__(dut, stall=stall, timeout=timeout)
         self.timing = model_timing(self.params)
         self.size = capacity(self.params)
         # The device memory survives between tests of one simulator run: so does the golden copy.
         self.golden = _GOLDEN.setdefault("mem", np.zeros(self.size, dtype=np.uint8))
         self.models = [HBMChannelModel(dut, self.timing, prefix=mon, strict=strict, log=dut._log)
-                       for mon, _ in channel_ports(self.params)]
-        self.model = self.models[0]
+                       for mon, _ in channel_ports(self.params)] if timing_check else []
+        self.model = self.models[0] if self.models else None
         self._tasks = []
+        self.ar_order = collections.deque()  # per read in AR order: [AR handshake cycle]
         self._make_drivers()
         self.rexp = collections.defaultdict(collections.deque)  # id -> beats (data bytes|None, resp, last, meta)
         self.bexp = collections.defaultdict(collections.deque)  # id -> (resp, atoms)
         self.reading = collections.Counter()   # atom -> outstanding read beats
         self.writing = collections.Counter()   # atom -> un-acknowledged write beats
-        self.latencies = []
+        self.latencies = []  # per read burst: AR handshake to its last R handshake, cycles
         self.errors = []
         self.r_seen = 0
         self.b_seen = 0
@@ -88,7 +94,9 @@ class HBMTB(TB):
         self.ar, self.aw, self.w = self.source(buses["ar"]), self.source(buses["aw"]), self.source(buses["w"])
         self.r, self.b = self.sink(buses["r"]), self.sink(buses["b"])
         self.r_seen = self.b_seen = 0
-        self._tasks = [cocotb.start_soon(self._check_r()), cocotb.start_soon(self._check_b())]
+        self.ar_order.clear()
+        self._tasks = [cocotb.start_soon(self._check_r()), cocotb.start_soon(self._check_b()),
+                       cocotb.start_soon(self._watch_ar())]
 
     async def reset_abandoning_traffic(self, cycles=3):
         """Reset with traffic in flight: the manager abandons every transaction (new drivers),
@@ -127,18 +135,20 @@ class HBMTB(TB):
     def can_write(self, addr, length):
         return not any(self.reading[a] or self.writing[a] for a in self.atoms_of(addr, length))
 
-    def read(self, addr, length=0, ident=0, size=5, burst=1):
+    def read(self, addr, length=0, ident=0, size=ATOM_SIZE, burst=1):
         atoms = self.atoms_of(addr, length)
         resp = expected_resp(self.params, self.size, addr, length, size, burst)
+        handshake = [None]  # filled in by _watch_ar
+        self.ar_order.append(handshake)
         for k, a in enumerate(atoms):
             data = bytes(self.golden[a * ATOM:(a + 1) * ATOM]) if resp == OKAY else bytes(ATOM)
-            self.rexp[ident].append((data, resp, k == length, (addr, k, self.cycle, a)))
+            self.rexp[ident].append((data, resp, k == length, (addr, k, handshake, a)))
             if resp == OKAY:
                 self.reading[a] += 1
         self.ar.send_nowait({"id": ident, "addr": addr, "len": length, "size": size, "burst": burst})
         self.reads_issued += 1
 
-    def write(self, addr, datas, strbs=None, ident=0, size=5, burst=1):
+    def write(self, addr, datas, strbs=None, ident=0, size=ATOM_SIZE, burst=1):
         length = len(datas) - 1
         atoms = self.atoms_of(addr, length)
         resp = expected_resp(self.params, self.size, addr, length, size, burst)
@@ -156,6 +166,15 @@ class HBMTB(TB):
         self.writes_issued += 1
 
     # ------------------------------------------------------------------ checking
+    async def _watch_ar(self):
+        """Stamp each read with its AR handshake cycle (the AR source sends in issue order)."""
+        sent = self.ar.sent
+        while True:
+            await RisingEdge(self.clk)
+            while sent != self.ar.sent:
+                sent += 1
+                self.ar_order.popleft()[0] = self.cycle
+
     async def _check_r(self):
         while True:
             await self.r.wait_for(self.r_seen + 1)
@@ -180,7 +199,7 @@ class HBMTB(TB):
                 if resp == OKAY:
                     self.reading[atom] -= 1
                 if last:
-                    self.latencies.append(self.cycle - issued)
+                    self.latencies.append(self.cycle - issued[0])
 
     async def _check_b(self):
         while True:
@@ -211,6 +230,11 @@ class HBMTB(TB):
         while self.outstanding() or self.ar.busy or self.aw.busy or self.w.busy:
             await RisingEdge(self.clk)
             assert self.cycle - start < limit, f"responses still outstanding after {limit} cycles"
+        # Writes are posted (B when queued): wait until the write queues are empty too, or a
+        # reset (the next test's) would discard writes the golden memory already holds.
+        while any(int(getattr(self.dut, f"{stats}_wq_level").value) for _, stats in channel_ports(self.params)):
+            await RisingEdge(self.clk)
+            assert self.cycle - start < limit, f"write queue not drained after {limit} cycles"
 
     async def sweep(self, lo=0, hi=None):
         """Read back [lo, hi) in 8-beat bursts and compare every byte with the golden memory."""
@@ -226,6 +250,20 @@ class HBMTB(TB):
         for model in self.models:
             assert not model.violations, model.violations[0]
             assert model.data_errors == 0
+
+    def latency_summary(self):
+        """``{min, mean, p99, max}`` of the read latencies (AR to last R handshake), or None."""
+        if not self.latencies:
+            return None
+        lat = np.array(self.latencies)
+        return {"min": int(lat.min()), "mean": round(float(lat.mean()), 2),
+                "p99": float(np.percentile(lat, 99)), "max": int(lat.max())}
+
+
+def controller_of(params):
+    """The :class:`HBMController` the ``hbm`` block was elaborated with (for its stated bounds)."""
+    names = set(HBMParams.__dataclass_fields__)
+    return HBMController(HBMParams(**{k: v for k, v in params.items() if k in names}))
 
 
 def random_data():
@@ -385,11 +423,9 @@ async def bounded_wait(dut):
         while tb.outstanding() > 40:
             await RisingEdge(tb.clk)
     await tb.drain()
-    close = max(t["tRAS"], t["CWL"] + t["BL"] + t["tWR"], t["tRTP"]) + t["tRP"]
-    one = close + max(t["tRCDRD"], t["tRCDWR"]) + max(t["CL"] + t["BL"] + 2 - t["CWL"],
-                                                     t["CWL"] + t["BL"] + t["tWTRL"]) + t["tCCDL"]
-    refresh = t["tRFCpb"] + t["tRREFD"] if t["PER_BANK"] else t["tRFC"]
-    bound = p["age_limit"] + 2 * one + close + refresh + t["CL"] + 8
+    # The controller's stated bound, AR handshake to R handshake; + 1 because this testbench's
+    # cycle counter and its AR/R monitors wake on the same clock edge in no fixed order.
+    bound = controller_of(p).read_latency_bound + 1
     worst = max(tb.latencies)
     dut._log.info(f"bounded_wait: worst latency {worst}, bound {bound}, {victims} conflicting reads")
     assert worst <= bound, f"a read waited {worst} cycles > bound {bound}"
@@ -465,8 +501,10 @@ async def bench(dut):
     t = model_timing(params)
     channels = channel_ports(params)
     if trace:
-        tb = TB(dut, stall="none", timeout=100000)
+        tb = HBMTB(dut, stall="none", timeout=100000, strict=False,
+                   timing_check=args.get("timing_check", True))
         await tb.reset()
+        models = tb.models
     else:
         # No TB: its cycle counter and watchdog would be two more Python wake-ups per cycle.
         for port, info in block_ports().items():
@@ -477,8 +515,8 @@ async def bench(dut):
         await ClockCycles(dut.clk, 2)
         dut.rst.value = 0
         await RisingEdge(dut.clk)
-    models = [HBMChannelModel(dut, t, prefix=mon, strict=False, log=dut._log) for mon, _ in channels] \
-        if args.get("timing_check", True) else []
+        models = [HBMChannelModel(dut, t, prefix=mon, strict=False, log=dut._log) for mon, _ in channels] \
+            if args.get("timing_check", True) else []
     if trace:
         result = await _replay_trace(tb, trace)
     else:
@@ -541,48 +579,30 @@ async def bench(dut):
     assert result["data_errors"] == 0, f"{result['data_errors']} data/response errors"
 
 
-def parse_trace(path):
-    """DRAMsim3 trace lines ``0xADDR READ|WRITE CYCLE`` -> [(addr, is_write, cycle)]."""
-    out = []
-    with open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            text = line.split("#")[0].strip()
-            if not text:
-                continue
-            parts = text.split()
-            if len(parts) != 3 or parts[1].upper() not in ("READ", "WRITE", "R", "W"):
-                raise ValueError(f"{path}:{number}: expected '0xADDR READ|WRITE CYCLE', got {line.strip()!r}")
-            out.append((int(parts[0], 0), parts[1].upper() in ("WRITE", "W"), int(parts[2], 0)))
-    return out
-
-
 async def _replay_trace(tb, path):
-    """Replay a trace through the AXI port (Python-driven: one request per line, issued no
-    earlier than its cycle stamp), addresses folded into the device."""
-    dut = tb.dut
+    """Replay a trace through the AXI port: one single-beat request per line, in trace order,
+    issued no earlier than its cycle stamp; addresses folded into the device; writes carry
+    random data. As a manager must, a read of an atom with a write not yet acknowledged (B)
+    waits for that B, and a write waits for outstanding reads of its atom, so every read has
+    one correct value: every byte is compared with the golden memory. Read latency is from the
+    AR handshake to the R handshake."""
     entries = parse_trace(path)
-    size = capacity(tb.params)
-    buses = axi_channel_buses(dut, "s_axi")
-    ar, aw, w = tb.source(buses["ar"]), tb.source(buses["aw"]), tb.source(buses["w"])
-    r, b = tb.sink(buses["r"]), tb.sink(buses["b"])
     start = tb.cycle
-    issue = {}
     reads = writes = 0
     for addr, is_write, when in entries:
-        while tb.cycle - start < when:
+        atom_addr = (addr % tb.size) // ATOM * ATOM
+        while tb.cycle - start < when or not (tb.can_write(atom_addr, 0) if is_write
+                                              else tb.can_read(atom_addr, 0)):
             await RisingEdge(tb.clk)
-        atom_addr = (addr % size) // ATOM * ATOM
         if is_write:
-            aw.send_nowait({"id": 1, "addr": atom_addr, "len": 0, "size": 5, "burst": 1})
-            w.send_nowait({"data": atom_addr, "strb": (1 << ATOM) - 1, "last": 1})
+            tb.write(atom_addr, [random_data()], ident=1)
             writes += 1
         else:
-            issue[reads] = tb.cycle
-            ar.send_nowait({"id": 0, "addr": atom_addr, "len": 0, "size": 5, "burst": 1})
+            tb.read(atom_addr, 0, ident=0)
             reads += 1
-    while len(r.items) < reads or len(b.items) < writes:
-        await RisingEdge(tb.clk)
-    errors = sum(1 for beat in r.items if beat["resp"]) + sum(1 for beat in b.items if beat["resp"])
+    await tb.drain(limit=100 * len(entries) + 100000)
+    lat = tb.latency_summary()
     return {"requests": len(entries), "reads": reads, "writes": writes, "bytes": (reads + writes) * ATOM,
-            "cycles": tb.cycle - start, "avg_read_latency": None, "max_read_latency": None,
-            "data_errors": errors}
+            "cycles": tb.cycle - start, "avg_read_latency": lat and lat["mean"],
+            "max_read_latency": lat and lat["max"], "read_latency": lat,
+            "data_errors": len(tb.errors) + sum(m.data_errors for m in tb.models)}

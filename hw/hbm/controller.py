@@ -14,10 +14,13 @@ from .mapping import AddressMap
 from .timing import HBMParams
 
 
-__all__ = ["RowCmd", "ColCmd", "PHYSignature", "StatsSignature", "HBMController", "ATOM_BYTES"]
+__all__ = ["RowCmd", "ColCmd", "PHYSignature", "StatsSignature", "HBMController", "ATOM_BYTES",
+           "ATOM_BITS", "ATOM_SIZE"]
 
 ATOM_BYTES = 32
 ATOM_BITS = ATOM_BYTES * 8
+# AXI AxSIZE of a full-width beat (log2 of the bytes per beat); also the byte-offset bits of an atom.
+ATOM_SIZE = ATOM_BYTES.bit_length() - 1
 
 
 class RowCmd(enum.IntEnum):
@@ -196,6 +199,15 @@ class HBMController(wiring.Component):
         one = close + max(t.trcd_rd, t.trcd_wr) + max(t.rtw, t.wtr(True)) + t.tccd_l
         refresh = close + (t.trfc if self.params.refresh == "all_bank" else t.trfcpb + t.trrefd)
         return self.params.age_limit + 2 * one + refresh
+
+    @property
+    def read_latency_bound(self):
+        """Cycles from a single-beat read's AR handshake to its R handshake (ready manager).
+
+        :attr:`wait_bound` to its RD, then ``cl`` to the data, one cycle into the data memory and
+        one through the response register (idle row hit: RD one cycle after AR, R at ``cl + 3``).
+        """
+        return self.wait_bound + self.timing.cl + 2
 
     def elaborate(self, platform):
         m = Module()
@@ -537,9 +549,9 @@ class HBMController(wiring.Component):
         beat_last = Signal()
         rob_space = r_count != RQ
         m.d.comb += axi.arready.eq(~ar_active & rob_space)
-        new_atom = axi.araddr[5:]
+        new_atom = axi.araddr[ATOM_SIZE:]
         ar_bad_range = (new_atom + axi.arlen) >= atoms
-        ar_bad_kind = (axi.arsize != 5) | (axi.arburst != Burst.INCR)
+        ar_bad_kind = (axi.arsize != ATOM_SIZE) | (axi.arburst != Burst.INCR)
         new_resp = Mux(ar_bad_kind, Resp.SLVERR, Mux(ar_bad_range, Resp.DECERR, Resp.OKAY))
         with m.If(ar_active):
             m.d.comb += [beat_valid.eq(1), beat_atom.eq(ar_atom), beat_id.eq(ar_id),
@@ -573,9 +585,9 @@ class HBMController(wiring.Component):
         w_xfer = axi.wvalid & axi.wready
         m.d.comb += axi.awready.eq(~aw_active | (w_xfer & w_last_beat))
         with m.If(axi.awvalid & axi.awready):
-            aw_new = axi.awaddr[5:]
+            aw_new = axi.awaddr[ATOM_SIZE:]
             bad_range = (aw_new + axi.awlen) >= atoms
-            bad_kind = (axi.awsize != 5) | (axi.awburst != Burst.INCR)
+            bad_kind = (axi.awsize != ATOM_SIZE) | (axi.awburst != Burst.INCR)
             m.d.sync += [aw_active.eq(1), aw_atom.eq(aw_new), aw_left.eq(axi.awlen), aw_id.eq(axi.awid),
                          aw_resp.eq(Mux(bad_kind, Resp.SLVERR, Mux(bad_range, Resp.DECERR, Resp.OKAY)))]
         with m.Elif(w_xfer):
