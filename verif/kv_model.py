@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scoville.hw.kvdma.descriptors import Err, Flag, Layout, Op, geometry_word, pool_reg
+from amaranth.lib import data
+
+from scoville.hw.kvdma.descriptors import (Err, Flag, HeadRange, Layout, Op, geometry_word, pool_reg,
+                                           unpack_descriptor)
 
 
 __all__ = ["KVConfig", "Result", "PagedKV", "unpack_descriptor"]
@@ -83,12 +86,10 @@ class Result:
     item: int = 0
 
 
-def unpack_descriptor(value):
-    words = [(value >> (32 * k)) & 0xFFFFFFFF for k in range(8)]
-    w0 = words[0]
-    return {"op": w0 & 0xF, "pool": (w0 >> 4) & 0xF, "flags": (w0 >> 8) & 0xFF, "layer0": (w0 >> 16) & 0xFF,
-            "layers": ((w0 >> 24) & 0xFF) or 1, "count": words[1], "a": words[2], "b": words[3],
-            "c": words[4], "d": words[5], "e": words[6], "status": words[7]}
+def _head_range(d):
+    """``(first, num)`` of descriptor word 6 (:class:`HeadRange`)."""
+    e = data.Const(HeadRange, d["e"])
+    return e.first, e.num
 
 
 class _Fault(Exception):
@@ -148,7 +149,7 @@ class PagedKV:
     @staticmethod
     def head_range(d, c):
         """``(first, count, ok)`` of an HND descriptor's head range (word 6; count 0: the rest)."""
-        h0, nh = d["e"] & 0xFFFF, d["e"] >> 16
+        h0, nh = _head_range(d)
         if nh == 0:
             return h0, c.heads - h0, h0 < c.heads
         return h0, nh, h0 + nh <= c.heads
@@ -203,7 +204,7 @@ class PagedKV:
         """NHD head range as bytes of the row: ``(offset, length)``, length 0 for the whole row."""
         if c.layout == Layout.HND:
             return 0, 0
-        return d["e"] & 0xFFFF, d["e"] >> 16
+        return _head_range(d)
 
     def _gather(self, d, res, c):
         L, bs = d["count"], c.block_size

@@ -25,7 +25,10 @@ from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 from cocotbext.axi.constants import AxiResp
 from cocotbext.axi.memory import Memory
 
-from scoville.hw.kvdma.descriptors import DESC_BYTES, Err, Flag, Layout, Op, csr_address, pack_descriptor, status_word
+from amaranth.lib import data
+
+from scoville.hw.kvdma.descriptors import (DESC_BYTES, Err, Flag, HeadRange, Layout, Op, csr_address,
+                                           head_range_word, pack_descriptor, status_word)
 from .kv_model import KVConfig, PagedKV, Result
 from .stream import StreamBus, StreamSink, StreamSource, no_pause, random_pause
 from .tb import TB, bench_args, block_params, write_bench_result
@@ -164,6 +167,16 @@ class KVTB(TB):
             vip.log.setLevel(logging.WARNING)
         self.log = logging.getLogger("cocotb.kvdma.tb")
         self.done = 0
+        self.aw_bursts = []     # (address, beats) of every accepted AW, in order
+        if ram:
+            cocotb.start_soon(self._watch_aw())
+
+    async def _watch_aw(self):
+        dut = self.dut
+        while True:
+            await RisingEdge(self.clk)
+            if dut.m_axi_awvalid.value == 1 and dut.m_axi_awready.value == 1:
+                self.aw_bursts.append((int(dut.m_axi_awaddr.value), int(dut.m_axi_awlen.value) + 1))
 
     async def write_csr(self, name, value):
         await self.csr.write_dword(csr_address(name), value & 0xFFFFFFFF)
@@ -390,16 +403,17 @@ def random_descriptor(tb, scratch, rng, *, errors=True, ops=None, pool=None):
         if cfg.heads > 1 and rng.random() < 0.5:
             h0 = rng.randrange(cfg.heads)
             nh = rng.randint(1, cfg.heads - h0)
-            sub = h0 | (0 if h0 + nh == cfg.heads and rng.random() < 0.5 else nh) << 16   # count 0: the rest
+            sub = head_range_word(h0, 0 if h0 + nh == cfg.heads and rng.random() < 0.5 else nh)   # 0: the rest
         if inject and rng.random() < 0.3:
-            sub = rng.choice([cfg.heads, (cfg.heads - 1) | 2 << 16])     # beyond the pool's heads
+            sub = rng.choice([head_range_word(cfg.heads, 0), head_range_word(cfg.heads - 1, 2)])  # beyond the heads
     elif op in (Op.GATHER, Op.APPEND) and cfg.heads > 1 and rng.random() < 0.35:
         h0 = rng.randrange(cfg.heads)
         n = rng.randint(1, cfg.heads - h0)
-        sub = (h0 * cfg.head_bytes) | (n * cfg.head_bytes) << 16     # NHD: heads [h0, h0 + n) as bytes
+        sub = head_range_word(h0 * cfg.head_bytes, n * cfg.head_bytes)     # NHD: heads [h0, h0 + n) as bytes
     nhd_sub = cfg.layout == Layout.NHD and sub
-    row = (sub >> 16) if nhd_sub else ts
-    align = (sub & 0xFFFF) % tb.bus_bytes if nhd_sub else 0
+    sub_range = data.Const(HeadRange, sub)
+    row = sub_range.num if nhd_sub else ts
+    align = sub_range.first % tb.bus_bytes if nhd_sub else 0
     if op == Op.GATHER:
         L = rng.randint(1, min(4 * bs + 3, nb * bs))
         nblk = -(-L // bs)
@@ -545,7 +559,7 @@ async def pool_errors(dut):
     hnd = next((k for k, c in enumerate(tb.cfgs) if c.layout == Layout.HND), None)
     if hnd is not None:
         heads = tb.cfgs[hnd].heads
-        for e in (heads, (heads - 1) | 2 << 16, 0 | (heads + 1) << 16):
+        for e in (head_range_word(heads, 0), head_range_word(heads - 1, 2), head_range_word(0, heads + 1)):
             await tb.run(model, {"op": Op.BLOCK_COPY, "pool": hnd, "flags": Flag.K, "count": 1, "e": e,
                                  "a": scratch.alloc(8, 8), "status": st})
     await tb.run(model, random_descriptor(tb, scratch, rng, errors=False, pool=0,
@@ -597,6 +611,7 @@ async def bus_errors(dut):
             tb.ram.bad = [(a, a + 4)]
             lo, code = a, Err.TABLE_ERR
         before = tb.mem.copy()
+        aw0 = len(tb.aw_bursts)
         tb.desc.send_nowait(pack_descriptor(**fields))
         irq = await tb.wait_done()
         tb.ram.bad = []
@@ -604,14 +619,18 @@ async def bus_errors(dut):
         got = await tb.read_csr("err_code")
         addr = await tb.read_csr("err_addr")
         assert got == code, f"{kind}: err_code {got}, expected {code}"
-        if kind == "write":   # the start of the failing burst
-            assert lo - tb.bus_bytes * 256 <= addr <= lo, f"{kind}: err_addr {addr:#x}, bad byte at {lo:#x}"
+        if kind == "write":   # the start of the one issued burst that holds the bad byte
+            bursts = [(s, n) for s, n in tb.aw_bursts[aw0:] if s <= lo < s + n * tb.bus_bytes]
+            assert len(bursts) == 1, f"{kind}: AW bursts over {lo:#x}: {bursts}"
+            assert addr == bursts[0][0], \
+                f"{kind}: err_addr {addr:#x}, failing burst at {bursts[0][0]:#x} (bad byte at {lo:#x})"
         else:
             assert addr == lo - lo % (4 if kind == "table" else tb.bus_bytes), \
                 f"{kind}: err_addr {addr:#x}, bad byte at {lo:#x}"
         actual = tb.mem.copy()
         sw = int.from_bytes(bytes(actual[st:st + 8]), "little")
-        assert sw & 0xFF == code and sw >> 31 & 1, f"{kind}: status word {sw:#x}"
+        item = await tb.read_csr("err_item")
+        assert sw == status_word(Op.GATHER, code, item), f"{kind}: status word {sw:#x}, err_item {item}"
         actual[st:st + 8] = before[st:st + 8]
         problem = PagedKV.check_error_image(before, actual, res)
         assert problem is None, f"{kind}: {problem}"
@@ -730,14 +749,18 @@ async def bench(dut):
     await tb.wait_done(limit=50_000_000)
     cycles = tb.cycle - start
     beats = r_checker.transfers - beats0
-    errors = int(await tb.read_csr("err_code")) if res.code == Err.OK else -1
-    errors += int(np.count_nonzero(tb.mem != expected))
+    # Every count is non-negative and each one alone makes the run incorrect: the model must
+    # accept the workload, the engine must report no error, and every byte must match.
+    err_code = int(await tb.read_csr("err_code"))
+    bad_bytes = int(np.count_nonzero(tb.mem != expected))
+    errors = (res.code != Err.OK) + (err_code != Err.OK) + bad_bytes
     data_beats = -(-nbytes // B)
     write_bench_result({
         "op": op, "bytes": nbytes, "cycles": cycles, "read_beats": beats,
         "bus_utilization": round(data_beats / cycles, 4), "errors": errors,
         "layout": "hnd" if hnd else "nhd", "block_size": bs, "heads": heads, "head_dim": hd, "seq_len": L,
         "latency": lat,
-        "bus_width": 8 * B, "correct": errors == 0,
+        "bus_width": 8 * B, "model_code": int(res.code), "err_code": err_code, "bad_bytes": bad_bytes,
+        "correct": res.code == Err.OK and err_code == Err.OK and bad_bytes == 0,
     })
-    assert errors == 0, f"{errors} mismatching bytes / error code"
+    assert errors == 0, f"model code {res.code}, engine err_code {err_code}, {bad_bytes} mismatching bytes"

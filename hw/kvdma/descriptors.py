@@ -22,16 +22,30 @@ vector on the ``s_desc`` stream port, word ``k`` at bits ``[32k, 32k+32)``)::
     w7  status   address of the 8-byte completion status (0: none); 8-byte aligned
 """
 
-__all__ = ["Op", "Flag", "Err", "Layout", "DESC_BYTES", "MAX_POOLS", "POOL_FIELDS", "CSR_NAMES", "csr_names",
-           "csr_address", "pool_reg", "geometry_word", "pack_descriptor", "status_word"]
+from amaranth.hdl import unsigned
+from amaranth.lib import data, enum
+
+__all__ = ["Op", "Flag", "Err", "Layout", "Descriptor", "Status", "Geometry", "DESC_BYTES", "MAX_POOLS",
+           "POOL_FIELDS", "CSR_NAMES", "csr_names", "csr_address", "pool_reg", "geometry_word", "pack_descriptor",
+           "unpack_descriptor", "status_word", "head_range_word", "HeadRange"]
 
 
-class Op:
-    FENCE, GATHER, APPEND, BLOCK_COPY, COPY, FILL = 0, 1, 2, 3, 4, 5
-    NAMES = {0: "FENCE", 1: "GATHER", 2: "APPEND", 3: "BLOCK_COPY", 4: "COPY", 5: "FILL"}
+class Op(enum.IntEnum, shape=4):
+    """Descriptor opcodes (word 0 ``[3:0]``)."""
+    FENCE = 0
+    GATHER = 1
+    APPEND = 2
+    BLOCK_COPY = 3
+    COPY = 4
+    FILL = 5
 
 
-class Flag:
+# Names by value, for logs (values outside the enum are bad opcodes: callers fall back to the number).
+Op.NAMES = {op.value: op.name for op in Op}
+
+
+class Flag(enum.IntFlag, shape=8):
+    """Descriptor flags (word 0 ``[15:8]``)."""
     K = 1 << 0          # GATHER/APPEND/BLOCK_COPY: the K plane
     V = 1 << 1          # ... and/or the V plane
     SRC_HOST = 1 << 2   # BLOCK_COPY: source ids index host memory (swap in)
@@ -39,7 +53,8 @@ class Flag:
     STREAM = 1 << 4     # GATHER: out of the m_axis port instead of into memory
 
 
-class Err:
+class Err(enum.IntEnum, shape=8):
+    """Error codes (status word ``[7:0]``, ``err_code`` CSR)."""
     OK = 0
     BAD_OPCODE = 1      # unknown opcode, or STREAM on anything but GATHER
     MISALIGNED = 2      # base not aligned, or source/destination not congruent modulo the bus width
@@ -53,10 +68,55 @@ class Err:
     HEAD_RANGE = 10     # HND pool: head range beyond the pool's heads (or empty)
 
 
-class Layout:
+class Layout(enum.IntEnum, shape=1):
     """Cache layout of a pool (``geometry`` CSR bit 8)."""
     NHD = 0     # [num_blocks, block_size, heads, head_dim]: a token row holds every head
     HND = 1     # [num_blocks, heads, block_size, head_dim]: a head's tokens are contiguous
+
+
+class Descriptor(data.Struct):
+    """The 256-bit descriptor (field order is bit order, LSB first; see the module docstring).
+
+    ``op`` is a plain 4-bit field, not :class:`Op`: the wire can carry an unknown opcode, which
+    the engine must accept and answer with ``BAD_OPCODE``. ``layers`` 0 means 1.
+    """
+    op: unsigned(4)
+    pool: unsigned(4)
+    flags: Flag
+    layer0: unsigned(8)
+    layers: unsigned(8)
+    count: unsigned(32)
+    a: unsigned(32)
+    b: unsigned(32)
+    c: unsigned(32)
+    d: unsigned(32)
+    e: unsigned(32)
+    status: unsigned(32)
+
+
+class HeadRange(data.Struct):
+    """Descriptor word 6 as a head range: NHD pools bytes, HND pools heads (see module docstring)."""
+    first: unsigned(16)
+    num: unsigned(16)
+
+
+class Status(data.Struct):
+    """The 64-bit completion status the engine writes (8-byte aligned)."""
+    code: Err
+    _pad0: unsigned(8)
+    op: unsigned(8)     # the descriptor's opcode as received (also an unknown one)
+    _pad1: unsigned(7)
+    done: unsigned(1)
+    item: unsigned(32)  # index of the faulting item (0 when OK)
+
+
+class Geometry(data.Struct):
+    """A pool's ``geometry`` register."""
+    block_size_log2: unsigned(4)
+    _pad0: unsigned(4)
+    layout: Layout
+    _pad1: unsigned(7)
+    heads: unsigned(16)  # HND: the pool's KV heads
 
 
 DESC_BYTES = 32
@@ -89,23 +149,44 @@ def csr_address(name):
     return 4 * CSR_NAMES.index(name)
 
 
+def _pack(layout, fields):
+    return layout.const(fields).as_value().value
+
+
 def geometry_word(block_size_log2, layout=Layout.NHD, heads=0):
-    """Value of a pool's ``geometry`` register: ``[3:0]`` block_size_log2, ``[8]`` layout
-    (1: HND), ``[31:16]`` heads (HND: the pool's KV heads)."""
-    return (block_size_log2 & 0xF) | (layout & 1) << 8 | (heads & 0xFFFF) << 16
+    """Value of a pool's ``geometry`` register (:class:`Geometry`)."""
+    return _pack(Geometry, {"block_size_log2": block_size_log2 & 0xF, "layout": Layout(layout & 1),
+                            "heads": heads & 0xFFFF})
+
+
+_DESC_WORDS = ("count", "a", "b", "c", "d", "e", "status")
 
 
 def pack_descriptor(op, *, pool=0, flags=0, layer0=0, layers=1, count=0, a=0, b=0, c=0, d=0, e=0, status=0):
-    """The 256-bit descriptor as an ``int`` (use ``.to_bytes(32, "little")`` for a ring slot)."""
-    words = [(op & 0xF) | (pool & 0xF) << 4 | (flags & 0xFF) << 8 | (layer0 & 0xFF) << 16 | (layers & 0xFF) << 24,
-             count, a, b, c, d, e, status]
-    value = 0
-    for k, w in enumerate(words):
-        value |= (w & 0xFFFFFFFF) << (32 * k)
-    return value
+    """The 256-bit :class:`Descriptor` as an ``int`` (``.to_bytes(32, "little")`` for a ring slot).
+
+    Values are truncated to their fields' widths (tests deliberately send out-of-range ones).
+    """
+    words = dict(count=count, a=a, b=b, c=c, d=d, e=e, status=status)
+    return _pack(Descriptor, {"op": op & 0xF, "pool": pool & 0xF, "flags": Flag(flags & 0xFF),
+                              "layer0": layer0 & 0xFF, "layers": layers & 0xFF,
+                              **{k: v & 0xFFFFFFFF for k, v in words.items()}})
+
+
+def unpack_descriptor(value):
+    """The fields of a 256-bit descriptor ``value`` as a dict (``layers`` 0 read as 1)."""
+    view = data.Const(Descriptor, value)
+    fields = {name: int(view[name]) for name in ("op", "pool", "flags", "layer0", "layers") + _DESC_WORDS}
+    fields["layers"] = fields["layers"] or 1
+    return fields
 
 
 def status_word(op, code, item):
-    """The 64-bit completion status the engine writes: ``[31]`` done, ``[23:16]`` opcode,
-    ``[7:0]`` error code, ``[63:32]`` index of the faulting item (0 when OK)."""
-    return (1 << 31) | (op & 0xFF) << 16 | (code & 0xFF) | (item & 0xFFFFFFFF) << 32
+    """The 64-bit :class:`Status` word the engine writes: done, opcode, error code, faulting item."""
+    return _pack(Status, {"code": Err(code), "op": op & 0xFF, "done": 1, "item": item & 0xFFFFFFFF})
+
+
+def head_range_word(first, num):
+    """Descriptor word 6 (:class:`HeadRange`): NHD bytes ``[first, first + num)`` of every token row
+    (``num`` 0: the whole row); HND heads ``[first, first + num)`` (``num`` 0: the rest)."""
+    return _pack(HeadRange, {"first": first & 0xFFFF, "num": num & 0xFFFF})

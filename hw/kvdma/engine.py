@@ -31,7 +31,7 @@ from amaranth.utils import exact_log2
 
 from ..axi import AXI4LiteSignature, AXI4Signature, AXIStreamSignature, Burst
 from ..csr import CSRBlock, Register
-from .descriptors import POOL_FIELDS, Err, Flag, Op, csr_names, pool_reg
+from .descriptors import POOL_FIELDS, Descriptor, Err, Flag, Geometry, HeadRange, Layout, Op, Status, csr_names, pool_reg
 from .params import KVDMAParams
 
 
@@ -126,16 +126,12 @@ class KVDMA(wiring.Component):
                                 | exact_log2(p.buffer_beats) << 16 | p.pools << 20 | 2 << 24)
 
         # ---------------------------------------------------------------- descriptor registers
-        desc = Signal(256)
-        d_op, d_flags, d_pool = Signal(4), Signal(8), Signal(4)
-        d_layer0, d_layers = Signal(8), Signal(8)
-        d_count, d_a, d_b, d_c, d_d, d_e, d_status = (Signal(32, name=f"d_{n}") for n in "cnt a b c d e st".split())
-        m.d.comb += [
-            d_op.eq(desc[0:4]), d_pool.eq(desc[4:8]), d_flags.eq(desc[8:16]), d_layer0.eq(desc[16:24]),
-            d_layers.eq(Mux(desc[24:32] == 0, 1, desc[24:32])),
-            d_count.eq(desc[32:64]), d_a.eq(desc[64:96]), d_b.eq(desc[96:128]), d_c.eq(desc[128:160]),
-            d_d.eq(desc[160:192]), d_e.eq(desc[192:224]), d_status.eq(desc[224:256]),
-        ]
+        desc = Signal(Descriptor)
+        d_op, d_flags, d_pool, d_layer0 = desc.op, desc.flags, desc.pool, desc.layer0
+        d_layers = Signal(8)
+        m.d.comb += d_layers.eq(Mux(desc.layers == 0, 1, desc.layers))
+        d_count, d_a, d_b, d_c, d_d, d_e, d_status = desc.count, desc.a, desc.b, desc.c, desc.d, desc.e, desc.status
+        d_range = HeadRange(d_e)
 
         # ---------------------------------------------------------------- pool configuration
         # The descriptor's pool registers are sampled when it starts (ctl START), together with
@@ -146,13 +142,14 @@ class KVDMA(wiring.Component):
         sel = {f: (getattr(csr, pool_reg(0, f)) if p.pools == 1
                    else Array(getattr(csr, pool_reg(k, f)) for k in range(p.pools))[d_pool])
                for f in POOL_FIELDS}
-        bs_log2, hnd, heads = cfg["geometry"][0:4], cfg["geometry"][8], cfg["geometry"][16:32]
+        geo = Geometry(cfg["geometry"])
+        bs_log2, hnd = geo.block_size_log2, geo.layout == Layout.HND
         bs_mask, blk_bytes = Signal(ADDR_W), Signal(ADDR_W)    # block_size - 1, token_stride * block_size
         n_heads = Signal(16)                                    # planes per (layer, K/V): HND heads, else 1
         h_end = Signal(17)                                      # h_first + n_heads
         n_planes = Signal(32)
         head_bad = Signal()
-        h_first, h_num = d_e[0:16], d_e[16:32]                  # HND head range (descriptor word 6)
+        h_first, h_num = d_range.first, d_range.num              # HND head range (descriptor word 6)
 
         # ---------------------------------------------------------------- error latch
         # First error of a descriptor wins; it aborts everything not yet issued.
@@ -260,7 +257,7 @@ class KVDMA(wiring.Component):
         wr_active, wr_addr, wr_beats, wr_item = Signal(), Signal(ADDR_W), Signal(32), Signal(32)
         wr_first, wr_fill, wr_fmask, wr_lmask = Signal(), Signal(), Signal(B), Signal(B)
         wr_last = Signal()                          # this segment ends the descriptor (stream tlast)
-        to_stream = d_flags[4]                      # GATHER to m_axis: no AW/W/B at all
+        to_stream = (d_flags & Flag.STREAM).any()     # GATHER to m_axis: no AW/W/B at all
         wr_to4k = Signal(13)
         m.d.comb += wr_to4k.eq((4096 - wr_addr[:12]) >> lgB)
         wr_lim = Mux(wr_to4k < p.max_burst, wr_to4k, p.max_burst)
@@ -373,7 +370,7 @@ class KVDMA(wiring.Component):
         nb = cfg["num_blocks"]
         is_g, is_a, is_bc = d_op == Op.GATHER, d_op == Op.APPEND, d_op == Op.BLOCK_COPY
         planar = is_g | is_a | is_bc
-        has_k, has_v = d_flags[0], d_flags[1]
+        has_k, has_v = (d_flags & Flag.K).any(), (d_flags & Flag.V).any()
         # Items per plane, and block-table entries the GATHER prefetch reads per plane. Their
         # inputs (descriptor, pool registers sampled in START) are constant from CFG on, so they
         # are registered every cycle and valid from RUN on: the add and shift stay off the
@@ -396,7 +393,7 @@ class KVDMA(wiring.Component):
         gen_err = Signal()
         g_code, g_addr = Signal(8), Signal(ADDR_W)
         # Sub-row (a head range): bytes [sub_off, sub_off + sub_len) of every token row.
-        sub_off, sub_len = d_e[0:16], d_e[16:32]
+        sub_off, sub_len = d_range.first, d_range.num
         sub = (is_g | is_a) & ~hnd & (sub_len != 0)     # HND pools: word 6 is a head range
         row_len = Signal(32)
         m.d.comb += row_len.eq(Mux(sub, sub_len, ts))
@@ -404,7 +401,7 @@ class KVDMA(wiring.Component):
         more_tokens = is_g & sub & (t_cnt + 1 < ntok)
         raise_error(gen_err, g_code, g_addr, gitem)
         word_idx = waddr[2:lgB]
-        src_host, dst_host = d_flags[2], d_flags[3]
+        src_host, dst_host = (d_flags & Flag.SRC_HOST).any(), (d_flags & Flag.DST_HOST).any()
 
         push, push_last = Signal(), Signal()
         m.d.comb += [
@@ -708,22 +705,23 @@ class KVDMA(wiring.Component):
                         m.d.sync += desc.eq(axi.rdata.word_select(ring_addr[5:lgB], 256) if B > 32
                                             else axi.rdata)
                     else:
-                        m.d.sync += desc.word_select(ring_beat, dw).eq(axi.rdata)
+                        m.d.sync += desc.as_value().word_select(ring_beat, dw).eq(axi.rdata)
                     m.d.sync += ring_beat.eq(ring_beat + 1)
                     with m.If(axi.rlast):
                         m.next = "START"
             with m.State("START"):
                 # sample the pool (see "pool configuration"); checked in CFG
-                s_lg, s_geo = sel["geometry"][0:4], sel["geometry"]
-                s_heads = Mux(s_geo[8] & planar, Mux(h_num == 0, s_geo[16:32] - h_first, h_num), 1)
+                s_geo = Geometry(sel["geometry"])
+                s_lg, s_hnd = s_geo.block_size_log2, s_geo.layout == Layout.HND
+                s_heads = Mux(s_hnd & planar, Mux(h_num == 0, s_geo.heads - h_first, h_num), 1)
                 m.d.sync += [cfg[f].eq(sel[f]) for f in POOL_FIELDS]
                 m.d.sync += [
                     bs_mask.eq((Const(1, ADDR_W) << s_lg) - 1),
                     blk_bytes.eq(sel["token_stride"] << s_lg),
                     n_heads.eq(s_heads), h_end.eq(h_first + s_heads[:16]),
                     n_planes.eq(d_layers * (has_k.as_unsigned() + has_v.as_unsigned()) * s_heads[:16]),
-                    head_bad.eq(s_geo[8] & planar & Mux(h_num == 0, h_first >= s_geo[16:32],
-                                                        h_first + h_num > s_geo[16:32])),
+                    head_bad.eq(s_hnd & planar & Mux(h_num == 0, h_first >= s_geo.heads,
+                                                     h_first + h_num > s_geo.heads)),
                 ]
                 with m.If(err):
                     # The ring slot could not be read: there is no trustworthy status address.
@@ -764,8 +762,9 @@ class KVDMA(wiring.Component):
                 m.next = "IDLE"
 
         # AW/W: the mover's, except while the control FSM writes the status word.
-        status_lo = Cat(Mux(err, err_code, 0), Const(0, 8), d_op, Const(0, 11), Const(1, 1))
-        status_word = Cat(status_lo, Mux(err, err_item, 0))
+        status_word = Signal(Status)
+        m.d.comb += [status_word.code.eq(Mux(err, err_code, Err.OK)), status_word.op.eq(d_op),
+                     status_word.done.eq(1), status_word.item.eq(Mux(err, err_item, 0))]
         m.d.comb += [axi.awsize.eq(lgB), axi.awburst.eq(Burst.INCR)]
         ring_err, start_err, st_err = Signal(), Signal(), Signal()
         m.d.comb += [
@@ -791,7 +790,7 @@ class KVDMA(wiring.Component):
             self.m_axis.tvalid.eq(~status_ctl & mw_valid & to_stream),
             self.m_axis.tdata.eq(data.r_data), self.m_axis.tkeep.eq(mw_strb),
             self.m_axis.tlast.eq(w_tlast & mw_last),
-            axi.wdata.eq(Mux(status_ctl, Cat(*([status_word] * (B // 8))), mw_data)),
+            axi.wdata.eq(Mux(status_ctl, Cat(*([status_word.as_value()] * (B // 8))), mw_data)),
             axi.wstrb.eq(Mux(status_ctl, Const(0xFF, B) << d_status[:lgB], mw_strb)),
             axi.wlast.eq(status_ctl | mw_last),
             maw_fire.eq(~status_ctl & maw_valid & axi.awready),
