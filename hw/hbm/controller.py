@@ -429,9 +429,20 @@ class HBMController(wiring.Component):
         wmode = Signal()
         served = Signal()  # a column command was issued since the last direction switch
         r_starved_ok = r_starved & ~r_old_blocked
-        to_write = (w_cnt != 0) & ((w_cnt >= p.wq_high) | ~r_any | r_old_blocked | w_starved) \
+        # Symmetrically, reaching wq_high the reads' open-row hits are served first unless the
+        # write queue is out of slots (AW would stall).
+        r_hit_left = Signal()
+        w_full = Signal()
+        to_write = (w_cnt != 0) & (((w_cnt >= p.wq_high) & (~r_hit_left | w_full)) | ~r_any | r_old_blocked
+                                   | w_starved) \
             & (served | ~r_any | ~r_starved_ok)
-        to_read = (w_cnt == 0) | (r_any & ~r_old_blocked & ((w_cnt <= p.wq_low) | r_starved_ok)
+        # Below wq_low the drain still goes on while a write hits an open row: a write run
+        # (KV APPEND) arriving while reads are backlogged was otherwise cut into drains of
+        # wq_high - wq_low writes, each paying a turnaround pair and, reads and writes being in
+        # other rows of the same banks, row conflicts in both directions. Starved reads still
+        # end the drain (r_starved_ok), so the wait bound is unchanged.
+        w_hit_left = Signal()
+        to_read = (w_cnt == 0) | (r_any & ~r_old_blocked & (((w_cnt <= p.wq_low) & ~w_hit_left) | r_starved_ok)
                                   & (served | ~w_starved))
         switch = Mux(wmode, to_read, to_write)
         with m.If(switch):
@@ -474,7 +485,8 @@ class HBMController(wiring.Component):
         for v in w_dec:
             acc_w = acc_w | v
         m.d.comb += [r_hits.eq(acc_r), w_hits.eq(acc_w),
-                     hit_pending.eq(Mux(wmode, w_hits, r_hits)), hit_any.eq(r_hits | w_hits)]
+                     hit_pending.eq(Mux(wmode, w_hits, r_hits)), hit_any.eq(r_hits | w_hits),
+                     w_hit_left.eq(w_hits.any()), r_hit_left.eq(r_hits.any()), w_full.eq(w_slots == WQ)]
         old_bank = Signal(range(NB))
         m.d.comb += old_bank.eq(Mux(wmode, Array(w_bank)[w_old], Array(r_bank)[r_old]))
         starve_mode = Mux(wmode, w_starve_mode, r_starve_mode)
