@@ -131,7 +131,8 @@ class HBMController(wiring.Component):
     waits at most ``age_limit + wait_slack`` cycles (see :attr:`wait_bound`).
 
     Writes are posted: B is returned once the last beat is in the write queue. The queue drains
-    (write mode) from ``wq_high`` entries down to ``wq_low``, when no read is schedulable, when
+    (write mode) from ``wq_high`` entries (once no read hits an open row, unless the queue is out
+    of slots) down to ``wq_low`` (and on while a write hits an open row), when no read is schedulable, when
     the oldest write is starved, or when the oldest read depends on a queued write to the same
     atom (read-after-write order: such a read is held until those writes have issued).
 
