@@ -59,6 +59,12 @@ def test_kvdma_hw_sweep(params):
          count=10)
 
 
+def test_kvdma_widths():
+    """A 24-bit address and 4-bit ID m_axi port (the engine's addr_width/id_width parameters)."""
+    _run({**DEFAULT, "addr_width": 24, "id_width": 4},
+         r"(gather_append_basic|random_operations|ring_descriptors|bus_errors)$", geometries=1, count=8)
+
+
 def test_kvdma_icarus(icarus):
     _run(DEFAULT, r"(gather_append_basic|random_operations|hnd_layout|ring_descriptors|bus_errors|reset_mid_gather)$",
          sim=icarus, geometries=1, count=6)

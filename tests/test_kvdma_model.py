@@ -215,3 +215,23 @@ def test_gateware_decodes_layout_descriptor():
     assert data_word == 0xA5A55A5A_A5A55A5A and strb == 0xFF
     sw = data.Const(Status, sw_word)
     assert sw_word == status_word(Op.FILL, Err.OK, 0) and (sw.op, sw.code, sw.done) == (Op.FILL, Err.OK, 1)
+
+
+@pytest.mark.parametrize("kw,name", [({"addr_width": 11}, "addr_width"), ({"addr_width": 33}, "addr_width"),
+                                     ({"id_width": 1}, "id_width"), ({"id_width": 33}, "id_width")])
+def test_kvdma_width_parameters_validated(kw, name):
+    # KVDMA(...) validates through KVDMAParams first (a KVDMA that fails to construct would
+    # leave an unused-elaboratable warning behind)
+    from scoville.hw.kvdma import KVDMAParams
+    from scoville.hw.params import ParameterError
+    with pytest.raises(ParameterError, match=rf"^{name}: .*accepted"):
+        KVDMAParams(**kw)
+
+
+def test_kvdma_width_parameters_reach_the_port():
+    from scoville.hw.kvdma import KVDMA
+    for kw, want in (({"addr_width": 24, "id_width": 4}, (24, 4)), ({}, (32, 2))):
+        dut = KVDMA(**kw)
+        dut._MustUse__silence = True      # signature only, never elaborated
+        sig = dut.signature.members["m_axi"].signature
+        assert (sig.addr_width, sig.id_width) == want

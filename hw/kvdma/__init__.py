@@ -10,7 +10,8 @@ __all__ = ["KVDMA", "KVDMAParams", "KVDMABenchParams", "kvdma", "Op", "Flag", "E
            "DESC_BYTES", "csr_address", "geometry_word", "pack_descriptor", "pool_reg", "status_word"]
 
 
-def kvdma(*, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=32, pools=2):
+def kvdma(*, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=32, pools=2, addr_width=32,
+          id_width=2):
     """Factory of the ``kvdma`` registry block."""
-    return KVDMA(bus_width=bus_width, max_burst=max_burst, outstanding=outstanding,
-                 buffer_beats=buffer_beats, seg_depth=seg_depth, pools=pools)
+    return KVDMA(bus_width=bus_width, max_burst=max_burst, outstanding=outstanding, buffer_beats=buffer_beats,
+                 seg_depth=seg_depth, pools=pools, addr_width=addr_width, id_width=id_width)

@@ -37,9 +37,8 @@ from .params import KVDMAParams
 
 __all__ = ["KVDMA"]
 
-ADDR_W = 32
 ID_DATA, ID_TABLE, ID_RING = 0, 1, 2
-MAX_SEG = (1 << 31) - 1   # merged segments stay below 2 GiB so 32-bit sums cannot wrap
+MAX_SEG = (1 << 31) - 1   # merged segments stay below 2 GiB so 32-bit length sums cannot wrap
 TBL_BEATS = 8             # block-table prefetch FIFO depth (beats)
 
 
@@ -72,10 +71,17 @@ class KVDMA(wiring.Component):
         latency behind the read side, so the write segment FIFO must hold the segments of that
         many beats: short segments (1-token blocks) stream at full rate only when
         ``seg_depth * beats_per_segment >= L_mem``.
+    pools : int
+        Cache pools, 1..4.
+    addr_width : int
+        AXI address width, 12..32 (descriptor and CSR addresses are 32-bit words; their higher
+        bits are dropped when narrower).
+    id_width : int
+        AXI ID width, 2..32 (three IDs are used).
 
     Members
     -------
-    m_axi : Out(AXI4Signature(addr_width=32, data_width=bus_width, id_width=2))
+    m_axi : Out(AXI4Signature(addr_width=addr_width, data_width=bus_width, id_width=id_width))
         AXI4 manager. INCR bursts only, ``AxSIZE`` = bus width. IDs: 0 data, 1 block tables,
         pair lists and status writes, 2 ring descriptors. ``rready`` and ``bready`` are always 1.
     s_axil : In(AXI4LiteSignature(addr_width=8, data_width=32))
@@ -93,11 +99,13 @@ class KVDMA(wiring.Component):
         Level interrupt: ``ctrl.irq_enable & (irq_status != 0)``.
     """
 
-    def __init__(self, *, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=32, pools=2):
+    def __init__(self, *, bus_width=256, max_burst=64, outstanding=16, buffer_beats=512, seg_depth=32, pools=2,
+                 addr_width=32, id_width=2):
         self.p = KVDMAParams(bus_width=bus_width, max_burst=max_burst, outstanding=outstanding,
-                             buffer_beats=buffer_beats, seg_depth=seg_depth, pools=pools)
+                             buffer_beats=buffer_beats, seg_depth=seg_depth, pools=pools,
+                             addr_width=addr_width, id_width=id_width)
         super().__init__({
-            "m_axi": Out(AXI4Signature(addr_width=ADDR_W, data_width=bus_width, id_width=2)),
+            "m_axi": Out(AXI4Signature(addr_width=addr_width, data_width=bus_width, id_width=id_width)),
             "s_axil": In(AXI4LiteSignature(addr_width=8, data_width=32)),
             "s_desc": In(stream.Signature(256)),
             "m_axis": Out(AXIStreamSignature(data_width=bus_width, keep=True, last=True)),
@@ -115,6 +123,7 @@ class KVDMA(wiring.Component):
         m = Module()
         p = self.p
         dw = p.bus_width
+        addr_w = p.addr_width
         B = dw // 8
         lgB = exact_log2(B)
         ones = (1 << B) - 1
@@ -144,7 +153,7 @@ class KVDMA(wiring.Component):
                for f in POOL_FIELDS}
         geo = Geometry(cfg["geometry"])
         bs_log2, hnd = geo.block_size_log2, geo.layout == Layout.HND
-        bs_mask, blk_bytes = Signal(ADDR_W), Signal(ADDR_W)    # block_size - 1, token_stride * block_size
+        bs_mask, blk_bytes = Signal(addr_w), Signal(addr_w)    # block_size - 1, token_stride * block_size
         n_heads = Signal(16)                                    # planes per (layer, K/V): HND heads, else 1
         h_end = Signal(17)                                      # h_first + n_heads
         n_planes = Signal(32)
@@ -154,18 +163,18 @@ class KVDMA(wiring.Component):
         # ---------------------------------------------------------------- error latch
         # First error of a descriptor wins; it aborts everything not yet issued.
         err = Signal()
-        err_code, err_addr, err_item = Signal(8), Signal(ADDR_W), Signal(32)
+        err_code, err_addr, err_item = Signal(8), Signal(addr_w), Signal(32)
         err_reqs = []   # (valid, code, addr, item), highest priority first
 
         def raise_error(valid, code, addr, item):
             err_reqs.append((valid, code, addr, item))
 
         # ---------------------------------------------------------------- FIFOs
-        m.submodules.rseg = rseg = fifo.SyncFIFOBuffered(width=96, depth=p.seg_depth)      # src len item
-        m.submodules.wseg = wseg = fifo.SyncFIFOBuffered(width=98, depth=p.seg_depth)      # dst len item fill last
+        m.submodules.rseg = rseg = fifo.SyncFIFOBuffered(width=addr_w + 64, depth=p.seg_depth)  # src len item
+        m.submodules.wseg = wseg = fifo.SyncFIFOBuffered(width=addr_w + 66, depth=p.seg_depth)  # dst len item fill last
         m.submodules.data = data = fifo.SyncFIFOBuffered(width=dw, depth=p.buffer_beats)
-        m.submodules.rinfo = rinfo = fifo.SyncFIFOBuffered(width=64, depth=p.outstanding)  # addr item
-        m.submodules.winfo = winfo = fifo.SyncFIFOBuffered(width=64, depth=p.outstanding)
+        m.submodules.rinfo = rinfo = fifo.SyncFIFOBuffered(width=addr_w + 32, depth=p.outstanding)  # addr item
+        m.submodules.winfo = winfo = fifo.SyncFIFOBuffered(width=addr_w + 32, depth=p.outstanding)
         nw = exact_log2(p.max_burst) + 1
         m.submodules.tbl = tbl = fifo.SyncFIFOBuffered(width=dw + 1, depth=TBL_BEATS)   # table beat, error
         tbl_widx = Signal(max(1, lgB - 2))
@@ -174,9 +183,9 @@ class KVDMA(wiring.Component):
         # ---------------------------------------------------------------- AR arbitration
         # Requesters hold valid and payload until accepted; the lock keeps the choice while a
         # request waits, so the visible AR payload never changes under valid.
-        gar_valid, gar_addr = Signal(), Signal(ADDR_W)          # generator: table beats
-        mar_valid, mar_addr, mar_len = Signal(), Signal(ADDR_W), Signal(8)  # mover: data bursts
-        car_valid, car_addr, car_len = Signal(), Signal(ADDR_W), Signal(8)  # control: ring
+        gar_valid, gar_addr = Signal(), Signal(addr_w)          # generator: table beats
+        mar_valid, mar_addr, mar_len = Signal(), Signal(addr_w), Signal(8)  # mover: data bursts
+        car_valid, car_addr, car_len = Signal(), Signal(addr_w), Signal(8)  # control: ring
         ar_lock, ar_lock_sel = Signal(), Signal(2)
         # Port-facing multiplexers are plain expressions, not If/Switch processes: Icarus never
         # evaluates an `always @*` whose inputs are all initialised registers that have not
@@ -206,7 +215,7 @@ class KVDMA(wiring.Component):
         # ---------------------------------------------------------------- read splitter
         out_rd = Signal(range(p.outstanding + 1))
         space = Signal(range(p.buffer_beats + 1))    # beats in the FIFO or reserved for reads in flight
-        rd_active, rd_addr, rd_beats, rd_item = Signal(), Signal(ADDR_W), Signal(32), Signal(32)
+        rd_active, rd_addr, rd_beats, rd_item = Signal(), Signal(addr_w), Signal(32), Signal(32)
         rd_to4k = Signal(13)
         m.d.comb += rd_to4k.eq((4096 - rd_addr[:12]) >> lgB)
         rd_lim = Mux(rd_to4k < p.max_burst, rd_to4k, p.max_burst)
@@ -218,7 +227,7 @@ class KVDMA(wiring.Component):
         rd_load = Signal()
         m.d.comb += rd_load.eq(rd_active & rd_n_ok & ~err & (out_rd < p.outstanding) & rinfo.w_rdy
                                & (space + rd_n <= p.buffer_beats) & (~mar_valid | mar_fire))
-        rs_src, rs_len, rs_item = rseg.r_data[0:32], rseg.r_data[32:64], rseg.r_data[64:96]
+        rs_src, rs_len, rs_item = rseg.r_data[:addr_w], rseg.r_data[addr_w:addr_w + 32], rseg.r_data[addr_w + 32:]
         # FIFO handshakes are expressions (see the note on Icarus at the AR multiplexer).
         m.d.comb += [rseg.r_en.eq(~rd_active & rseg.r_rdy),
                      rinfo.w_en.eq(rd_load), rinfo.w_data.eq(Cat(rd_addr, rd_item))]
@@ -248,13 +257,13 @@ class KVDMA(wiring.Component):
         with m.If(data_r):
             m.d.sync += rd_beat.eq(Mux(axi.rlast, 0, rd_beat + 1))
         m.d.comb += rinfo.r_en.eq(rd_done)
-        raise_error(data_r & r_err, Err.READ_ERR, rinfo.r_data[0:32] + (rd_beat << lgB), rinfo.r_data[32:64])
+        raise_error(data_r & r_err, Err.READ_ERR, rinfo.r_data[:addr_w] + (rd_beat << lgB), rinfo.r_data[addr_w:])
 
         # ---------------------------------------------------------------- write splitter
         out_wr = Signal(range(p.outstanding + 1))
         committed = Signal(range(p.buffer_beats + 1))   # FIFO beats promised to issued AWs
-        maw_valid, maw_addr, maw_len = Signal(), Signal(ADDR_W), Signal(8)
-        wr_active, wr_addr, wr_beats, wr_item = Signal(), Signal(ADDR_W), Signal(32), Signal(32)
+        maw_valid, maw_addr, maw_len = Signal(), Signal(addr_w), Signal(8)
+        wr_active, wr_addr, wr_beats, wr_item = Signal(), Signal(addr_w), Signal(32), Signal(32)
         wr_first, wr_fill, wr_fmask, wr_lmask = Signal(), Signal(), Signal(B), Signal(B)
         wr_last = Signal()                          # this segment ends the descriptor (stream tlast)
         to_stream = (d_flags & Flag.STREAM).any()     # GATHER to m_axis: no AW/W/B at all
@@ -267,9 +276,9 @@ class KVDMA(wiring.Component):
         wr_load = Signal()
         m.d.comb += wr_load.eq(wr_active & wr_n_ok & ~err & wcmd.w_rdy & (wr_fill | (data.level >= committed + wr_n))
                                & (to_stream | ((out_wr < p.outstanding) & winfo.w_rdy & (~maw_valid | maw_fire))))
-        ws_dst, ws_len, ws_item, ws_fill = (wseg.r_data[0:32], wseg.r_data[32:64], wseg.r_data[64:96],
-                                            wseg.r_data[96])
-        ws_last = wseg.r_data[97]
+        ws_dst, ws_len = wseg.r_data[:addr_w], wseg.r_data[addr_w:addr_w + 32]
+        ws_item, ws_fill, ws_last = (wseg.r_data[addr_w + 32:addr_w + 64], wseg.r_data[addr_w + 64],
+                                     wseg.r_data[addr_w + 65])
         ws_end = Signal(lgB)
         m.d.comb += ws_end.eq(ws_dst + ws_len)
         m.d.comb += [
@@ -340,7 +349,7 @@ class KVDMA(wiring.Component):
         data_b = axi.bvalid & (axi.bid == ID_DATA)
         m.d.comb += winfo.r_en.eq(data_b)
         m.d.sync += out_wr.eq(out_wr + (wr_load & ~to_stream) - data_b)
-        raise_error(data_b & b_err, Err.WRITE_ERR, winfo.r_data[0:32], winfo.r_data[32:64])
+        raise_error(data_b & b_err, Err.WRITE_ERR, winfo.r_data[:addr_w], winfo.r_data[addr_w:])
 
         mover_idle = Signal()
         m.d.comb += mover_idle.eq(~rd_active & ~rseg.r_rdy & (out_rd == 0) & ~mar_valid
@@ -349,8 +358,8 @@ class KVDMA(wiring.Component):
 
         # ---------------------------------------------------------------- generator
         gen_start, gen_done = Signal(), Signal()
-        plane_base = Signal(ADDR_W)
-        prod_l, prod_h, kv_base = Signal(ADDR_W), Signal(ADDR_W), Signal(ADDR_W)
+        plane_base = Signal(addr_w)
+        prod_l, prod_h, kv_base = Signal(addr_w), Signal(addr_w), Signal(addr_w)
         # layer and head counters hold absolute indices, so the plane products have no adder
         # in front of their multipliers
         li, kv, hi = Signal(9), Signal(), Signal(17)
@@ -358,13 +367,13 @@ class KVDMA(wiring.Component):
         j = Signal(32)
         gitem = Signal(32)                # item index across all planes (reported on errors)
         rem = Signal(32)                  # GATHER: tokens of this plane not yet covered
-        dcur, scur, hoff = Signal(ADDR_W), Signal(ADDR_W), Signal(ADDR_W)
-        waddr = Signal(ADDR_W)
-        cache_valid, cache_tag, cache_data = Signal(), Signal(ADDR_W - lgB), Signal(dw)
+        dcur, scur, hoff = Signal(addr_w), Signal(addr_w), Signal(addr_w)
+        waddr = Signal(addr_w)
+        cache_valid, cache_tag, cache_data = Signal(), Signal(addr_w - lgB), Signal(dw)
         x0, x1 = Signal(32), Signal(32)
-        prod_a, prod_b, tokoff = Signal(ADDR_W), Signal(ADDR_W), Signal(ADDR_W)
-        s_src, s_dst, s_len, s_fill = Signal(ADDR_W), Signal(ADDR_W), Signal(32), Signal()
-        pv, p_src, p_dst, p_len, p_fill, p_item = (Signal(), Signal(ADDR_W), Signal(ADDR_W), Signal(32),
+        prod_a, prod_b, tokoff = Signal(addr_w), Signal(addr_w), Signal(addr_w)
+        s_src, s_dst, s_len, s_fill = Signal(addr_w), Signal(addr_w), Signal(32), Signal()
+        pv, p_src, p_dst, p_len, p_fill, p_item = (Signal(), Signal(addr_w), Signal(addr_w), Signal(32),
                                                    Signal(), Signal(32))
         ts = cfg["token_stride"]
         nb = cfg["num_blocks"]
@@ -391,13 +400,13 @@ class KVDMA(wiring.Component):
         ntok = Signal(9)
         m.d.comb += ntok.eq(Mux(rem > bs_mask, bs_mask + 1, rem))
         gen_err = Signal()
-        g_code, g_addr = Signal(8), Signal(ADDR_W)
+        g_code, g_addr = Signal(8), Signal(addr_w)
         # Sub-row (a head range): bytes [sub_off, sub_off + sub_len) of every token row.
         sub_off, sub_len = d_range.first, d_range.num
         sub = (is_g | is_a) & ~hnd & (sub_len != 0)     # HND pools: word 6 is a head range
         row_len = Signal(32)
         m.d.comb += row_len.eq(Mux(sub, sub_len, ts))
-        t_cnt, t_off, t_sub = Signal(9), Signal(ADDR_W), Signal(ADDR_W)
+        t_cnt, t_off, t_sub = Signal(9), Signal(addr_w), Signal(addr_w)
         more_tokens = is_g & sub & (t_cnt + 1 < ntok)
         raise_error(gen_err, g_code, g_addr, gitem)
         word_idx = waddr[2:lgB]
@@ -628,7 +637,7 @@ class KVDMA(wiring.Component):
         pf_plane_beats = Signal(32)
         m.d.comb += pf_plane_beats.eq(Mux(n_fetch == 0, 0, ((d_a & (B - 1)) + (n_fetch << 2) + (B - 1)) >> lgB))
         pf_left, pf_planes = Signal(32), Signal(32)
-        pf_addr = Signal(ADDR_W)
+        pf_addr = Signal(addr_w)
         pf_space = Signal(range(TBL_BEATS + 1))
         pf_load = Signal()
         m.d.comb += pf_load.eq((pf_left != 0) & ~err & (pf_space < TBL_BEATS) & (~gar_valid | gar_fire))
@@ -659,11 +668,11 @@ class KVDMA(wiring.Component):
         ring_tail = Signal(32)
         done_count = Signal(32)
         irq_status = Signal(2)
-        last_code, last_addr, last_item = Signal(8), Signal(ADDR_W), Signal(32)
+        last_code, last_addr, last_item = Signal(8), Signal(addr_w), Signal(32)
         ring_mask = Signal(32)
         m.d.comb += ring_mask.eq((Const(1, 33) << csr.ring_size_log2) - 1)
         ring_pending = csr.ctrl[0] & ((csr.ring_head & ring_mask) != ring_tail)
-        ring_addr = Signal(ADDR_W)
+        ring_addr = Signal(addr_w)
         m.d.comb += ring_addr.eq(csr.ring_base + (ring_tail << 5))
         ring_beats = max(1, 32 // B)
         ring_beat = Signal(range(ring_beats + 1))
@@ -671,7 +680,7 @@ class KVDMA(wiring.Component):
         caw_valid, cw_valid = Signal(), Signal()
         status_ctl = Signal()
         c_err = Signal()
-        c_code, c_addr = Signal(8), Signal(ADDR_W)
+        c_code, c_addr = Signal(8), Signal(addr_w)
         raise_error(c_err, c_code, c_addr, 0)
         op_bad, cfg_bad, base_bad, pool_bad = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [
@@ -716,7 +725,7 @@ class KVDMA(wiring.Component):
                 s_heads = Mux(s_hnd & planar, Mux(h_num == 0, s_geo.heads - h_first, h_num), 1)
                 m.d.sync += [cfg[f].eq(sel[f]) for f in POOL_FIELDS]
                 m.d.sync += [
-                    bs_mask.eq((Const(1, ADDR_W) << s_lg) - 1),
+                    bs_mask.eq((Const(1, addr_w) << s_lg) - 1),
                     blk_bytes.eq(sel["token_stride"] << s_lg),
                     n_heads.eq(s_heads), h_end.eq(h_first + s_heads[:16]),
                     n_planes.eq(d_layers * (has_k.as_unsigned() + has_v.as_unsigned()) * s_heads[:16]),

@@ -18,6 +18,9 @@ class KVDMAParams(Params):
                               doc="data FIFO depth in beats (>= 2 * max_burst)")
     seg_depth: int = param(32, lo=2, hi=64, doc="segment FIFO depth (>= read latency / beats per segment for full rate)")
     pools: int = param(2, lo=1, hi=4, doc="cache pools (each with its own base, geometry, layout and strides)")
+    addr_width: int = param(32, lo=12, hi=32,
+                            doc="AXI address width (descriptor and CSR addresses are 32 bits; 4 KiB pages need 12)")
+    id_width: int = param(2, lo=2, hi=32, doc="AXI ID width (IDs 0 data, 1 tables and status, 2 ring)")
 
     def check(self):
         if self.buffer_beats < 2 * self.max_burst:
