@@ -70,7 +70,7 @@ class CSRBlock(wiring.Component):
         High for the one cycle in which the new value appears on ``<name>``.
     """
 
-    def __init__(self, registers, *, addr_width=12, data_width=32):
+    def __init__(self, *, registers, addr_width=12, data_width=32):
         registers = tuple(registers)
         check_int("registers (count)", len(registers), 1, 256)
         names = [r.name for r in registers]
@@ -166,4 +166,4 @@ def csr_bank(*, rw_registers=4, ro_registers=2, data_width=32, addr_width=12):
     """The ``csr`` CLI block: scratch registers (``scratch0`` has a write strobe) then status."""
     regs = [Register(f"scratch{k}", "rw", data_width, strobe=(k == 0)) for k in range(rw_registers)]
     regs += [Register(f"status{k}", "ro", data_width) for k in range(ro_registers)]
-    return CSRBlock(regs, addr_width=addr_width, data_width=data_width)
+    return CSRBlock(registers=regs, addr_width=addr_width, data_width=data_width)

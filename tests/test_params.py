@@ -24,8 +24,8 @@ from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
     (lambda: CSRBankParams(data_width=16), "data_width"),
     (lambda: Register("ctrl", access="wo"), "ctrl.access"),
     (lambda: Register("ctrl", width=8, init=256), "ctrl.init"),
-    (lambda: CSRBlock([Register("a"), Register("a")]), "registers"),
-    (lambda: CSRBlock([Register(f"r{k}") for k in range(5)], addr_width=4), "addr_width"),
+    (lambda: CSRBlock(registers=[Register("a"), Register("a")]), "registers"),
+    (lambda: CSRBlock(registers=[Register(f"r{k}") for k in range(5)], addr_width=4), "addr_width"),
     (lambda: SkidBuffer(shape="wide"), "shape"),
 ])
 def test_bad_parameter_names_itself(make, name):

@@ -25,7 +25,7 @@ class StuckSkidBuffer(SkidBuffer):
 
 
 def _broken_block(name, cls):
-    return Block(name, "deliberately broken skid buffer", SkidBufferParams, lambda width: cls(width),
+    return Block(name, "deliberately broken skid buffer", SkidBufferParams, lambda width: cls(shape=width),
                  "scoville.verif.tb_skid_buffer", status="test-only")
 
 

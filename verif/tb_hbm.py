@@ -263,7 +263,7 @@ class HBMTB(TB):
 def controller_of(params):
     """The :class:`HBMController` the ``hbm`` block was elaborated with (for its stated bounds)."""
     names = set(HBMParams.__dataclass_fields__)
-    return HBMController(HBMParams(**{k: v for k, v in params.items() if k in names}))
+    return HBMController(params=HBMParams(**{k: v for k, v in params.items() if k in names}))
 
 
 def random_data():

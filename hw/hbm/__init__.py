@@ -26,4 +26,4 @@ class HBMBenchParams(Params):
 def hbm_controller(**params):
     """The ``hbm`` block's deliverable RTL: one pseudo-channel controller (AXI4 in, PHY out)."""
     from .controller import HBMController
-    return HBMController(HBMParams(**params))
+    return HBMController(params=HBMParams(**params))

@@ -176,7 +176,7 @@ class HBMController(wiring.Component):
         Event counters and queue levels.
     """
 
-    def __init__(self, params=None, **kwargs):
+    def __init__(self, *, params=None, **kwargs):
         self.params = params if params is not None else HBMParams(**kwargs)
         self.timing = self.params.timing()
         self.amap = AddressMap(self.timing, self.params.mapping, self.params.xor_bank)

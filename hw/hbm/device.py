@@ -35,7 +35,7 @@ class HBMDevice(wiring.Component):
         The controller's command and data bus.
     """
 
-    def __init__(self, timing):
+    def __init__(self, *, timing):
         self.timing = timing
         super().__init__({"phy": In(PHYSignature(timing))})
 

@@ -90,11 +90,11 @@ class HBMStack(wiring.Component):
         Counters of channel ``k``'s controller.
     """
 
-    def __init__(self, params=None, **kwargs):
+    def __init__(self, *, params=None, **kwargs):
         self.params = params if params is not None else HBMStackParams(**kwargs)
         p = self.params
         cp = p.channel_params()
-        self.ctrls = [HBMController(cp) for _ in range(p.channels)]
+        self.ctrls = [HBMController(params=cp) for _ in range(p.channels)]
         members = {"s_axi": In(AXI4Signature(addr_width=p.addr_width, data_width=ATOM_BITS,
                                              id_width=p.id_width))}
         for k, c in enumerate(self.ctrls):
@@ -221,4 +221,4 @@ class HBMStack(wiring.Component):
 def hbm_stack(**params):
     """The ``hbm_stack`` block's deliverable RTL for ``scoville verilog``/``synth``: the
     controllers and the interleaver, each channel's PHY bus a port (no devices, no monitors)."""
-    return HBMStack(HBMStackParams(**params))
+    return HBMStack(params=HBMStackParams(**params))

@@ -129,7 +129,7 @@ class KVDMA(wiring.Component):
         ones = (1 << B) - 1
         axi = self.m_axi
 
-        m.submodules.csr = csr = CSRBlock(self.registers(), addr_width=8, data_width=32)
+        m.submodules.csr = csr = CSRBlock(registers=self.registers(), addr_width=8, data_width=32)
         wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
         m.d.comb += csr.info.eq(lgB | exact_log2(p.max_burst) << 4 | p.outstanding << 8
                                 | exact_log2(p.buffer_beats) << 16 | p.pools << 20 | 2 << 24)

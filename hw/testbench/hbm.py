@@ -210,7 +210,7 @@ def attach_device(m, name, phy, timing, mon=None):
     """Add a behavioural :class:`HBMDevice` named ``name`` on the controller PHY bus ``phy`` and
     mirror that bus onto the monitor port ``mon`` if given (combinational: the monitor sees each
     command in the cycle it is issued, as the device does)."""
-    m.submodules[name] = device = HBMDevice(timing)
+    m.submodules[name] = device = HBMDevice(timing=timing)
     wiring.connect(m, phy, device.phy)
     for member in (mon.signature.members if mon is not None else ()):
         m.d.comb += getattr(mon, member).eq(getattr(phy, member))
@@ -235,9 +235,9 @@ class HBMSystem(wiring.Component):
         Traffic generator control and results (see :class:`TrafficGenerator`).
     """
 
-    def __init__(self, params=None, **kwargs):
+    def __init__(self, *, params=None, **kwargs):
         self.params = params if params is not None else HBMParams(**kwargs)
-        self.ctrl = HBMController(self.params)
+        self.ctrl = HBMController(params=self.params)
         self.tg = TrafficGenerator(addr_width=self.params.addr_width, id_width=self.params.id_width,
                                    atom_bits=self.ctrl.amap.atom_bits, read_queue=self.params.read_queue)
         members = {
@@ -261,7 +261,7 @@ class HBMSystem(wiring.Component):
 
 def hbm_system(**params):
     """Block factory of ``hbm``: :class:`HBMSystem` from the block's parameter dict."""
-    return HBMSystem(HBMParams(**params))
+    return HBMSystem(params=HBMParams(**params))
 
 
 class HBMStackDevices(wiring.Component):
@@ -280,8 +280,8 @@ class HBMStackDevices(wiring.Component):
         Counters of channel ``k``'s controller.
     """
 
-    def __init__(self, params=None, **kwargs):
-        self.stack = HBMStack(params, **kwargs)
+    def __init__(self, *, params=None, **kwargs):
+        self.stack = HBMStack(params=params, **kwargs)
         p = self.params = self.stack.params
         members = {"s_axi": In(AXI4Signature(addr_width=p.addr_width, data_width=ATOM_BITS,
                                              id_width=p.id_width))}
@@ -321,8 +321,8 @@ class HBMStackSystem(wiring.Component):
         spanning the whole stack.
     """
 
-    def __init__(self, params=None, **kwargs):
-        self.mem = HBMStackDevices(params, **kwargs)
+    def __init__(self, *, params=None, **kwargs):
+        self.mem = HBMStackDevices(params=params, **kwargs)
         p = self.params = self.mem.params
         # Its read-latency FIFO must hold every read in flight: all channels' read queues.
         self.tg = TrafficGenerator(addr_width=p.addr_width, id_width=p.id_width,
@@ -342,4 +342,4 @@ class HBMStackSystem(wiring.Component):
 
 def hbm_stack_system(**params):
     """Block factory of ``hbm_stack``: stack + devices + traffic generator (tests and bench)."""
-    return HBMStackSystem(HBMStackParams(**params))
+    return HBMStackSystem(params=HBMStackParams(**params))

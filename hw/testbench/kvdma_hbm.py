@@ -61,9 +61,9 @@ class KVDMAOverHBM(wiring.Component):
         hbm = dict(id_width=2, rows=rows, read_queue=read_queue, write_queue=write_queue, wq_high=wq_high,
                    wq_low=wq_low)
         if channels == 1:
-            self.mem = HBMController(HBMParams(**hbm))
+            self.mem = HBMController(params=HBMParams(**hbm))
         else:
-            self.mem = HBMStackDevices(HBMStackParams(**hbm, channels=channels, interleave=interleave))
+            self.mem = HBMStackDevices(params=HBMStackParams(**hbm, channels=channels, interleave=interleave))
         super().__init__({
             "s_axil": In(AXI4LiteSignature(addr_width=8, data_width=32)),
             "s_desc": In(stream.Signature(256)),
