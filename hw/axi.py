@@ -14,13 +14,57 @@ and ``valid`` stays high until the transfer.
 
 import enum
 
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import ParameterError, check_int
 
 
-__all__ = ["Resp", "Burst", "AXI4Signature", "AXI4LiteSignature", "AXIStreamSignature"]
+__all__ = ["Resp", "Burst", "AXI4_CHANNELS", "AXI4LITE_CHANNELS", "ADDRESS_FIELDS", "CHANNEL_DIRECTION",
+           "FIELD_WIDTHS", "address_layout", "AXI4Signature", "AXI4LiteSignature", "AXIStreamSignature"]
+
+
+# The channel field lists, defined here once: the signatures below are built from them, and
+# every other place that walks an AXI bus field by field (bridges, splitters, testbench checkers)
+# reads them from here. Names are the spec's signal names without the channel prefix
+# (``"addr"`` on channel ``"aw"`` is ``AWADDR``), in the order the ports are declared.
+
+#: Payload fields of the AW and AR channels (identical for both).
+ADDRESS_FIELDS = ("id", "addr", "len", "size", "burst", "lock", "cache", "prot", "qos", "user")
+
+#: Payload fields of each AXI4 channel, manager's view (``valid``/``ready`` not included).
+AXI4_CHANNELS = {
+    "aw": ADDRESS_FIELDS,
+    "w": ("data", "strb", "last"),
+    "b": ("id", "resp"),
+    "ar": ADDRESS_FIELDS,
+    "r": ("id", "data", "resp", "last"),
+}
+
+#: Payload fields of each AXI4-Lite channel.
+AXI4LITE_CHANNELS = {
+    "aw": ("addr", "prot"),
+    "w": ("data", "strb"),
+    "b": ("resp",),
+    "ar": ("addr", "prot"),
+    "r": ("data", "resp"),
+}
+
+#: ``"request"`` channels are driven by the manager, ``"response"`` channels by the subordinate.
+CHANNEL_DIRECTION = {"aw": "request", "w": "request", "b": "response", "ar": "request", "r": "response"}
+
+#: Widths of the fields the spec fixes (``id``, ``addr``, ``data``, ``strb``, ``user`` are
+#: parameters of a bus: see :meth:`AXI4Signature.field_width`).
+FIELD_WIDTHS = {"len": 8, "size": 3, "burst": 2, "lock": 1, "cache": 4, "prot": 3, "qos": 4,
+                "resp": 2, "last": 1}
+
+
+def address_layout(*, addr_width, id_width=0, user_width=0):
+    """The AW/AR payload (:data:`ADDRESS_FIELDS`) as a ``lib.data`` struct, ``id`` at bit 0;
+    ``id``/``user`` are left out at width 0. For bridges that carry or hold a request as one value."""
+    widths = {"id": id_width, "addr": addr_width, "user": user_width}
+    return data.StructLayout({name: widths.get(name, FIELD_WIDTHS.get(name))
+                              for name in ADDRESS_FIELDS if widths.get(name, FIELD_WIDTHS.get(name))})
 
 
 class Resp(enum.IntEnum):
@@ -58,14 +102,23 @@ class AXI4LiteSignature(wiring.Signature):
         if data_width not in (32, 64):
             check_int("data_width", data_width, 32, 64, power_of_two=True)
         self._data_width = data_width
-        strb = data_width // 8
-        super().__init__({
-            "awaddr": Out(addr_width), "awprot": Out(3), "awvalid": Out(1), "awready": In(1),
-            "wdata": Out(data_width), "wstrb": Out(strb), "wvalid": Out(1), "wready": In(1),
-            "bresp": In(2), "bvalid": In(1), "bready": Out(1),
-            "araddr": Out(addr_width), "arprot": Out(3), "arvalid": Out(1), "arready": In(1),
-            "rdata": In(data_width), "rresp": In(2), "rvalid": In(1), "rready": Out(1),
-        })
+        members = {}
+        for ch, names in AXI4LITE_CHANNELS.items():
+            flow, back = (Out, In) if CHANNEL_DIRECTION[ch] == "request" else (In, Out)
+            for name in names:
+                members[ch + name] = flow(self.field_width(name))
+            members[ch + "valid"] = flow(1)
+            members[ch + "ready"] = back(1)
+        super().__init__(members)
+
+    def field_width(self, name):
+        """Width of payload field ``name`` on this bus."""
+        variable = {"addr": self._addr_width, "data": self._data_width, "strb": self._data_width // 8}
+        return variable[name] if name in variable else FIELD_WIDTHS[name]
+
+    def fields(self, ch):
+        """Payload fields of channel ``ch`` (:data:`AXI4LITE_CHANNELS`)."""
+        return AXI4LITE_CHANNELS[ch]
 
     addr_width = property(lambda self: self._addr_width)
     data_width = property(lambda self: self._data_width)
@@ -80,6 +133,9 @@ class AXI4LiteSignature(wiring.Signature):
 
 class AXI4Signature(wiring.Signature):
     """AXI4 (full) manager-side signature with bursts and IDs.
+
+    Members are built from :data:`AXI4_CHANNELS` in its order (per channel: payload fields, then
+    ``valid``, ``ready``); :meth:`fields` lists the payload fields one instance has.
 
     Parameters
     ----------
@@ -99,32 +155,23 @@ class AXI4Signature(wiring.Signature):
         self._id_width = check_int("id_width", id_width, 0, 32)
         self._user_width = check_int("user_width", user_width, 0, 64)
         members = {}
-        for ch in ("aw", "ar"):
-            if id_width:
-                members[f"{ch}id"] = Out(id_width)
-            members.update({
-                f"{ch}addr": Out(addr_width), f"{ch}len": Out(8), f"{ch}size": Out(3),
-                f"{ch}burst": Out(2), f"{ch}lock": Out(1), f"{ch}cache": Out(4), f"{ch}prot": Out(3),
-                f"{ch}qos": Out(4),
-            })
-            if user_width:
-                members[f"{ch}user"] = Out(user_width)
-            members[f"{ch}valid"] = Out(1)
-            members[f"{ch}ready"] = In(1)
-            if ch == "aw":
-                members.update({
-                    "wdata": Out(data_width), "wstrb": Out(data_width // 8), "wlast": Out(1),
-                    "wvalid": Out(1), "wready": In(1),
-                })
-                if id_width:
-                    members["bid"] = In(id_width)
-                members.update({"bresp": In(2), "bvalid": In(1), "bready": Out(1)})
-        if id_width:
-            members["rid"] = In(id_width)
-        members.update({
-            "rdata": In(data_width), "rresp": In(2), "rlast": In(1), "rvalid": In(1), "rready": Out(1),
-        })
+        for ch, names in AXI4_CHANNELS.items():
+            flow, back = (Out, In) if CHANNEL_DIRECTION[ch] == "request" else (In, Out)
+            for name in self.fields(ch):
+                members[ch + name] = flow(self.field_width(name))
+            members[ch + "valid"] = flow(1)
+            members[ch + "ready"] = back(1)
         super().__init__(members)
+
+    def field_width(self, name):
+        """Width of payload field ``name`` (``"addr"``, ``"len"``, ``"data"`` ...) on this bus."""
+        variable = {"id": self._id_width, "addr": self._addr_width, "data": self._data_width,
+                    "strb": self._data_width // 8, "user": self._user_width}
+        return variable[name] if name in variable else FIELD_WIDTHS[name]
+
+    def fields(self, ch):
+        """Payload fields of channel ``ch`` present on this bus (``id``/``user`` drop at width 0)."""
+        return tuple(name for name in AXI4_CHANNELS[ch] if self.field_width(name))
 
     addr_width = property(lambda self: self._addr_width)
     data_width = property(lambda self: self._data_width)

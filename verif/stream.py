@@ -17,6 +17,8 @@ import random
 import cocotb
 from cocotb.triggers import Event, RisingEdge
 
+from scoville.hw.axi import AXI4_CHANNELS
+
 
 __all__ = ["StreamBus", "no_pause", "periodic_pause", "random_pause", "make_pause",
            "StreamSource", "StreamSink", "ProtocolChecker", "ProgressWatchdog", "AXI_CHANNELS",
@@ -61,14 +63,9 @@ class StreamBus:
             self.fields[name].value = value
 
 
-# Handshake signals and payload fields of each AXI4 / AXI4-Lite channel, manager's view.
-AXI_CHANNELS = {
-    "aw": ("id", "addr", "len", "size", "burst", "lock", "cache", "prot", "qos", "user"),
-    "w": ("data", "strb", "last", "user"),
-    "b": ("id", "resp", "user"),
-    "ar": ("id", "addr", "len", "size", "burst", "lock", "cache", "prot", "qos", "user"),
-    "r": ("id", "data", "resp", "last", "user"),
-}
+# Payload fields of each AXI4 channel, manager's view (hw.axi's one list; AXI4-Lite's fields are
+# a subset, and fields a bus lacks are skipped).
+AXI_CHANNELS = AXI4_CHANNELS
 
 
 def axi_channel_buses(dut, prefix):

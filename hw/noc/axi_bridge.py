@@ -31,7 +31,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..axi import AXI4Signature, Resp
+from ..axi import ADDRESS_FIELDS, FIELD_WIDTHS, AXI4Signature, Resp
 from ..params import ParameterError, Params, check_int, param
 from .flit import message_head_layout, node_bits, pack
 from .mesh import Mesh
@@ -71,9 +71,8 @@ KIND_R, KIND_B, KIND_NOP = RspKind.R, RspKind.B, RspKind.NOP
 
 def request_layout(addr_width, id_width):
     """First beat of a request message: the AR or AW channel payload and its kind."""
-    return data.StructLayout({
-        "kind": ReqKind, "id": id_width, "addr": addr_width, "len": 8, "size": 3, "burst": 2,
-        "lock": 1, "cache": 4, "prot": 3, "qos": 4})
+    widths = {"id": id_width, "addr": addr_width, **FIELD_WIDTHS}
+    return data.StructLayout({"kind": ReqKind, **{f: widths[f] for f in _axi_fields("ar")}})
 
 
 def wbeat_layout(data_width):
@@ -99,7 +98,9 @@ def bridge_flit_width(*, addr_width, data_width, id_width):
 
 
 def _axi_fields(ch):
-    return ("id", "addr", "len", "size", "burst", "lock", "cache", "prot", "qos")
+    """AW/AR fields a request message carries: all but ``user`` (hw.axi's list, ``id`` and
+    ``addr`` first)."""
+    return tuple(f for f in ADDRESS_FIELDS if f != "user")
 
 
 class AXIBridgeManager(wiring.Component):
