@@ -30,6 +30,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..axi import AXI4LiteSignature, AXI4Signature, AXIStreamSignature, Burst
+from ..burst import BurstSplitter
 from ..csr import CSRBlock, Register
 from .descriptors import POOL_FIELDS, Descriptor, Err, Flag, Geometry, HeadRange, Layout, Op, Status, csr_names, pool_reg
 from .params import KVDMAParams
@@ -215,39 +216,20 @@ class KVDMA(wiring.Component):
         # ---------------------------------------------------------------- read splitter
         out_rd = Signal(range(p.outstanding + 1))
         space = Signal(range(p.buffer_beats + 1))    # beats in the FIFO or reserved for reads in flight
-        rd_active, rd_addr, rd_beats, rd_item = Signal(), Signal(addr_w), Signal(32), Signal(32)
-        rd_to4k = Signal(13)
-        m.d.comb += rd_to4k.eq((4096 - rd_addr[:12]) >> lgB)
-        rd_lim = Mux(rd_to4k < p.max_burst, rd_to4k, p.max_burst)
-        # The burst length (4 KiB distance, max_burst, beats left: a chain of carry chains) is
-        # registered; rd_n_ok drops for the cycle after rd_addr/rd_beats change, so the next
-        # burst issues one cycle later (a bubble per burst, far below one burst per beat).
-        rd_n, rd_n_ok = Signal(nw), Signal()
-        m.d.sync += rd_n.eq(Mux(rd_beats < rd_lim, rd_beats, rd_lim))
+        m.submodules.rsplit = rsplit = BurstSplitter(addr_width=addr_w, data_width=dw, max_beats=p.max_burst,
+                                                     length_width=32, user_width=32)
+        rb = rsplit.o.payload
         rd_load = Signal()
-        m.d.comb += rd_load.eq(rd_active & rd_n_ok & ~err & (out_rd < p.outstanding) & rinfo.w_rdy
-                               & (space + rd_n <= p.buffer_beats) & (~mar_valid | mar_fire))
-        rs_src, rs_len, rs_item = rseg.r_data[:addr_w], rseg.r_data[addr_w:addr_w + 32], rseg.r_data[addr_w + 32:]
-        # FIFO handshakes are expressions (see the note on Icarus at the AR multiplexer).
-        m.d.comb += [rseg.r_en.eq(~rd_active & rseg.r_rdy),
-                     rinfo.w_en.eq(rd_load), rinfo.w_data.eq(Cat(rd_addr, rd_item))]
-        m.d.sync += rd_n_ok.eq(~rd_load & ~(~rd_active & rseg.r_rdy))
-        with m.If(~rd_active & rseg.r_rdy):
-            m.d.sync += [
-                rd_active.eq(~err), rd_addr.eq(rs_src & ~(B - 1)), rd_item.eq(rs_item),
-                rd_beats.eq(((rs_src & (B - 1)) + rs_len + (B - 1)) >> lgB),
-            ]
+        m.d.comb += [rsplit.i.valid.eq(rseg.r_rdy), rsplit.i.payload.eq(rseg.r_data),
+                     rseg.r_en.eq(rsplit.i.ready & rseg.r_rdy), rsplit.abort.eq(err),
+                     rsplit.o.ready.eq((out_rd < p.outstanding) & rinfo.w_rdy
+                                       & (space + rb.beats <= p.buffer_beats) & (~mar_valid | mar_fire)),
+                     rd_load.eq(rsplit.o.valid & rsplit.o.ready),
+                     rinfo.w_en.eq(rd_load), rinfo.w_data.eq(Cat(rb.addr, rb.user))]
         with m.If(rd_load):
-            m.d.sync += [
-                mar_valid.eq(1), mar_addr.eq(rd_addr), mar_len.eq(rd_n - 1),
-                rd_addr.eq(rd_addr + (rd_n << lgB)), rd_beats.eq(rd_beats - rd_n),
-            ]
-            with m.If(rd_beats == rd_n):
-                m.d.sync += rd_active.eq(0)
+            m.d.sync += [mar_valid.eq(1), mar_addr.eq(rb.addr), mar_len.eq(rb.beats - 1)]
         with m.Elif(mar_fire):
             m.d.sync += mar_valid.eq(0)
-        with m.If(err):
-            m.d.sync += rd_active.eq(0)
 
         # R data: every ID-0 beat has reserved room, so it is always written.
         rd_beat = Signal(8)
@@ -263,50 +245,34 @@ class KVDMA(wiring.Component):
         out_wr = Signal(range(p.outstanding + 1))
         committed = Signal(range(p.buffer_beats + 1))   # FIFO beats promised to issued AWs
         maw_valid, maw_addr, maw_len = Signal(), Signal(addr_w), Signal(8)
-        wr_active, wr_addr, wr_beats, wr_item = Signal(), Signal(addr_w), Signal(32), Signal(32)
-        wr_first, wr_fill, wr_fmask, wr_lmask = Signal(), Signal(), Signal(B), Signal(B)
-        wr_last = Signal()                          # this segment ends the descriptor (stream tlast)
         to_stream = (d_flags & Flag.STREAM).any()     # GATHER to m_axis: no AW/W/B at all
-        wr_to4k = Signal(13)
-        m.d.comb += wr_to4k.eq((4096 - wr_addr[:12]) >> lgB)
-        wr_lim = Mux(wr_to4k < p.max_burst, wr_to4k, p.max_burst)
-        wr_n, wr_n_ok = Signal(nw), Signal()      # registered as rd_n
-        m.d.sync += wr_n.eq(Mux(wr_beats < wr_lim, wr_beats, wr_lim))
+        m.submodules.wsplit = wsplit = BurstSplitter(addr_width=addr_w, data_width=dw, max_beats=p.max_burst,
+                                                     length_width=32, user_width=32 + 2 + 2 * B)
+        wb = wsplit.o.payload
+        wb_item, wb_fill, wb_last = wb.user[:32], wb.user[32], wb.user[33]
+        wb_fmask, wb_lmask = wb.user[34:34 + B], wb.user[34 + B:]
         maw_fire = Signal()
         wr_load = Signal()
-        m.d.comb += wr_load.eq(wr_active & wr_n_ok & ~err & wcmd.w_rdy & (wr_fill | (data.level >= committed + wr_n))
-                               & (to_stream | ((out_wr < p.outstanding) & winfo.w_rdy & (~maw_valid | maw_fire))))
         ws_dst, ws_len = wseg.r_data[:addr_w], wseg.r_data[addr_w:addr_w + 32]
-        ws_item, ws_fill, ws_last = (wseg.r_data[addr_w + 32:addr_w + 64], wseg.r_data[addr_w + 64],
-                                     wseg.r_data[addr_w + 65])
         ws_end = Signal(lgB)
         m.d.comb += ws_end.eq(ws_dst + ws_len)
         m.d.comb += [
-            wseg.r_en.eq(~wr_active & wseg.r_rdy),
+            wsplit.i.valid.eq(wseg.r_rdy), wseg.r_en.eq(wsplit.i.ready & wseg.r_rdy), wsplit.abort.eq(err),
+            wsplit.i.payload.eq(Cat(ws_dst, ws_len, wseg.r_data[addr_w + 32:],
+                                    (Const(ones, B) << ws_dst[:lgB])[:B],
+                                    Mux(ws_end == 0, ones, (Const(1, B + 1) << ws_end) - 1)[:B])),
+            wsplit.o.ready.eq(wcmd.w_rdy & (wb_fill | (data.level >= committed + wb.beats))
+                              & (to_stream | ((out_wr < p.outstanding) & winfo.w_rdy & (~maw_valid | maw_fire)))),
+            wr_load.eq(wsplit.o.valid & wsplit.o.ready),
             wcmd.w_en.eq(wr_load),
-            wcmd.w_data.eq(Cat(wr_n, Mux(wr_first, wr_fmask, ones),
-                               Mux(wr_beats == wr_n, wr_lmask, ones), wr_fill, wr_last & (wr_beats == wr_n))),
-            winfo.w_en.eq(wr_load & ~to_stream), winfo.w_data.eq(Cat(wr_addr, wr_item)),
+            wcmd.w_data.eq(Cat(wb.beats, Mux(wb.first, wb_fmask, ones), Mux(wb.last, wb_lmask, ones), wb_fill,
+                               wb_last & wb.last)),
+            winfo.w_en.eq(wr_load & ~to_stream), winfo.w_data.eq(Cat(wb.addr, wb_item)),
         ]
-        m.d.sync += wr_n_ok.eq(~wr_load & ~(~wr_active & wseg.r_rdy))
-        with m.If(~wr_active & wseg.r_rdy):
-            m.d.sync += [
-                wr_active.eq(~err), wr_addr.eq(ws_dst & ~(B - 1)), wr_item.eq(ws_item), wr_first.eq(1),
-                wr_fill.eq(ws_fill), wr_last.eq(ws_last), wr_beats.eq(((ws_dst & (B - 1)) + ws_len + (B - 1)) >> lgB),
-                wr_fmask.eq(Const(ones, B) << ws_dst[:lgB]),
-                wr_lmask.eq(Mux(ws_end == 0, ones, (Const(1, B + 1) << ws_end) - 1)),
-            ]
         with m.If(wr_load):
-            m.d.sync += [
-                maw_valid.eq(~to_stream), maw_addr.eq(wr_addr), maw_len.eq(wr_n - 1), wr_first.eq(0),
-                wr_addr.eq(wr_addr + (wr_n << lgB)), wr_beats.eq(wr_beats - wr_n),
-            ]
-            with m.If(wr_beats == wr_n):
-                m.d.sync += wr_active.eq(0)
+            m.d.sync += [maw_valid.eq(~to_stream), maw_addr.eq(wb.addr), maw_len.eq(wb.beats - 1)]
         with m.Elif(maw_fire):
             m.d.sync += maw_valid.eq(0)
-        with m.If(err):
-            m.d.sync += wr_active.eq(0)
 
         # W side: one burst per wcmd entry; its data is already in the FIFO (or is the pattern).
         w_active, w_cnt, w_first, w_fill = Signal(), Signal(nw), Signal(), Signal()
@@ -342,8 +308,8 @@ class KVDMA(wiring.Component):
 
         m.d.sync += [
             out_rd.eq(out_rd + rd_load - rd_done),
-            space.eq(space + Mux(rd_load, rd_n, 0) - pop),
-            committed.eq(committed + Mux(wr_load & ~wr_fill, wr_n, 0) - (mw_fire & ~w_fill)),
+            space.eq(space + Mux(rd_load, rb.beats, 0) - pop),
+            committed.eq(committed + Mux(wr_load & ~wb_fill, wb.beats, 0) - (mw_fire & ~w_fill)),
         ]
 
         data_b = axi.bvalid & (axi.bid == ID_DATA)
@@ -352,8 +318,8 @@ class KVDMA(wiring.Component):
         raise_error(data_b & b_err, Err.WRITE_ERR, winfo.r_data[:addr_w], winfo.r_data[addr_w:])
 
         mover_idle = Signal()
-        m.d.comb += mover_idle.eq(~rd_active & ~rseg.r_rdy & (out_rd == 0) & ~mar_valid
-                                  & ~wr_active & ~wseg.r_rdy & ~wcmd.r_rdy & ~w_active & (out_wr == 0)
+        m.d.comb += mover_idle.eq(rsplit.i.ready & ~rseg.r_rdy & (out_rd == 0) & ~mar_valid
+                                  & wsplit.i.ready & ~wseg.r_rdy & ~wcmd.r_rdy & ~w_active & (out_wr == 0)
                                   & ~maw_valid & ~data.r_rdy)
 
         # ---------------------------------------------------------------- generator
