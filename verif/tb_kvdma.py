@@ -1,8 +1,9 @@
 """cocotb tests of the ``kvdma`` engine against the numpy paged-KV model (:mod:`verif.kv_model`).
 
-Memory is cocotbext-axi's ``AxiRam`` machinery (third-party VIP) extended with a read latency,
-random pauses on every AXI channel and error injection through its read/write hooks (a hook that
-raises makes ``AxiRam`` answer SLVERR). The whole memory image starts random, so every byte
+Memory is :class:`verif.axi_mem.AxiMemory` (built on cocotbext-axi's public channel objects): a
+fixed read latency with pipelined bursts (64 ARs may be in flight), random pauses on every AXI
+channel and SLVERR error injection (:meth:`~verif.axi_mem.AxiMemory.inject_error`); an access
+outside the memory answers DECERR. The whole memory image starts random, so every byte
 outside a descriptor's destination window is a guard byte: after each descriptor the whole
 image is compared with the model. Protocol checkers sit on all five ``m_axi`` channels, on
 ``s_axil`` and on ``s_desc``; a progress watchdog fails a test that stops moving.
@@ -11,7 +12,6 @@ Workload options come from ``SCOVILLE_KV`` (JSON, set by the pytest wrapper) so 
 hardware parameter set serves many cache geometries.
 """
 
-import collections
 import logging
 import json
 import os
@@ -20,119 +20,16 @@ import random
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
-from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
-from cocotbext.axi.constants import AxiResp
-from cocotbext.axi.memory import Memory
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster
 
 from amaranth.lib import data
 
 from scoville.hw.kvdma.descriptors import (DESC_BYTES, Err, Flag, HeadRange, Layout, Op, csr_address,
                                            head_range_word, pack_descriptor, status_word)
+from .axi_mem import AxiMemory
 from .kv_model import KVConfig, PagedKV, Result
 from .stream import StreamBus, StreamSink, StreamSource, no_pause, random_pause
 from .tb import TB, bench_args, block_params, write_bench_result
-
-
-# ------------------------------------------------------------------------------ memory VIP
-
-class _Faulty:
-    """Mixin for the ``AxiRam`` halves: raise (-> SLVERR) on any access touching a bad range."""
-
-    def _check(self, address, length):
-        for lo, hi in self.ram.bad:
-            if address < hi and lo < address + length:
-                raise IOError(f"injected bus error at {address:#x}")
-
-
-class _RamWrite(_Faulty, AxiRamWrite):
-    def __init__(self, bus, clock, reset, *, ram, mem):
-        self.ram = ram
-        super().__init__(bus, clock, reset, mem=mem)
-
-    async def _write(self, address, data):
-        self._check(address, len(data))
-        await super()._write(address, data)
-
-
-class _RamRead(_Faulty, AxiRamRead):
-    """Read half with a fixed latency: a burst's first beat leaves ``latency`` cycles after its
-    AR was accepted, later bursts pipeline behind it (many ARs may be in flight)."""
-
-    def __init__(self, bus, clock, reset, *, ram, mem, latency):
-        self.ram, self.latency = ram, latency
-        self._pending = collections.deque()
-        self._server = None
-        self._now = 0
-        super().__init__(bus, clock, reset, mem=mem)
-        self.ar_channel.queue_occupancy_limit = 64
-        cocotb.start_soon(self._count())
-
-    async def _count(self):
-        while True:
-            await RisingEdge(self.clock)
-            self._now += 1
-
-    async def _read(self, address, length):
-        self._check(address, length)
-        return await super()._read(address, length)
-
-    def _handle_reset(self, state):
-        super()._handle_reset(state)
-        if not hasattr(self, "_pending"):
-            return
-        if state:
-            if self._server is not None:
-                self._server.cancel()
-                self._server = None
-            self._pending.clear()
-        elif self._server is None:
-            self._server = cocotb.start_soon(self._serve())
-
-    async def _process_read(self):
-        if self._server is None:
-            self._server = cocotb.start_soon(self._serve())
-        while True:
-            ar = await self.ar_channel.recv()
-            self._pending.append((self._now + self.latency, ar))
-
-    async def _serve(self):
-        while True:
-            while not self._pending:
-                await RisingEdge(self.clock)
-            due, ar = self._pending.popleft()
-            if due > self._now:
-                await ClockCycles(self.clock, due - self._now)
-            arid, addr, length = int(ar.arid), int(ar.araddr), int(ar.arlen) + 1
-            size = 1 << int(ar.arsize)
-            assert size == self.byte_lanes and int(ar.arburst) == 1, "kvdma issues full-width INCR only"
-            assert 0x1000 - (addr & 0xFFF) >= size * length, f"read burst {addr:#x}+{length} crosses 4 KiB"
-            self.ram.read_bursts.append((addr, length))
-            for n in range(length):
-                r = self.r_channel._transaction_obj()
-                r.rid, r.rlast, r.rresp = arid, n == length - 1, AxiResp.OKAY
-                word = addr - addr % self.byte_lanes + n * self.byte_lanes
-                try:
-                    data = await self._read(word, self.byte_lanes)
-                except IOError:
-                    data, r.rresp = bytes(self.byte_lanes), AxiResp.SLVERR
-                r.rdata = int.from_bytes(data, "little")
-                await self.r_channel.send(r)
-
-
-class KVRam(AxiRam):
-    """``AxiRam`` with read latency, pauses on every channel and error injection (``bad``)."""
-
-    def __init__(self, bus, clock, reset, *, size, latency=0, stall=0.0):
-        Memory.__init__(self, size, bytearray(size))
-        self.bad = []
-        self.read_bursts = []
-        self.write_if = _RamWrite(bus.write, clock, reset, ram=self, mem=self.mem)
-        self.read_if = _RamRead(bus.read, clock, reset, ram=self, mem=self.mem, latency=latency)
-        if stall:
-            for ch in (self.write_if.aw_channel, self.write_if.w_channel, self.write_if.b_channel,
-                       self.read_if.ar_channel, self.read_if.r_channel):
-                ch.set_pause_generator(random_pause(stall))
 
 
 # ------------------------------------------------------------------------------ testbench
@@ -149,8 +46,8 @@ class KVTB(TB):
         self.check_axi("s_axil")
         if ram:
             self.check_axi("m_axi")
-            self.ram = KVRam(AxiBus.from_prefix(dut, "m_axi"), self.clk, self.rst, size=mem_size,
-                             latency=latency, stall=stall)
+            self.ram = AxiMemory(AxiBus.from_prefix(dut, "m_axi"), self.clk, self.rst, size=mem_size,
+                                 read_latency=latency, stall=stall, read_depth=64, full_width_incr=True)
         self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), self.clk, self.rst)
         if stall:
             for ch in (self.csr.write_if.aw_channel, self.csr.write_if.w_channel, self.csr.write_if.b_channel,
@@ -162,21 +59,11 @@ class KVTB(TB):
         self.axis = StreamSink(self.check(StreamBus.axis(dut, "m_axis")), self.clk,
                                random_pause(stall) if stall else no_pause(), self.watchdog)
         # live view of the RAM (without a RAM, e.g. behind the HBM controller: the model's image)
-        self.mem = np.frombuffer(self.ram.mem, np.uint8) if ram else np.zeros(mem_size, np.uint8)
-        for vip in ((self.ram.write_if, self.ram.read_if) if ram else ()) + (self.csr.write_if, self.csr.read_if):
+        self.mem = self.ram.image if ram else np.zeros(mem_size, np.uint8)
+        for vip in (self.csr.write_if, self.csr.read_if):
             vip.log.setLevel(logging.WARNING)
         self.log = logging.getLogger("cocotb.kvdma.tb")
         self.done = 0
-        self.aw_bursts = []     # (address, beats) of every accepted AW, in order
-        if ram:
-            cocotb.start_soon(self._watch_aw())
-
-    async def _watch_aw(self):
-        dut = self.dut
-        while True:
-            await RisingEdge(self.clk)
-            if dut.m_axi_awvalid.value == 1 and dut.m_axi_awready.value == 1:
-                self.aw_bursts.append((int(dut.m_axi_awaddr.value), int(dut.m_axi_awlen.value) + 1))
 
     async def write_csr(self, name, value):
         await self.csr.write_dword(csr_address(name), value & 0xFFFFFFFF)
@@ -244,17 +131,12 @@ class KVTB(TB):
             assert irq == 1, f"{name}: irq_status {irq:#x}, expected done only"
             expected = before.copy()
             model.apply(expected, res)
-            diff = np.flatnonzero(self.mem != expected)
             # the status word is the one write the model leaves to us
             st = desc_fields.get("status", 0)
             if st:
                 sw = int.from_bytes(bytes(self.mem[st:st + 8]), "little")
                 assert sw == status_word(desc_fields["op"], 0, 0), f"{name}: status word {sw:#x}"
-                diff = diff[(diff < st) | (diff >= st + 8)]
-            if len(diff):
-                a = int(diff[0])
-                raise AssertionError(f"{name}: {len(diff)} bytes differ, first at {a:#x}: "
-                                     f"got {self.mem[a]:#x} expected {expected[a]:#x}")
+            self.ram.compare(expected, what=name, ignore=[(st, st + 8)] if st else ())
         else:
             assert irq == 3, f"{name}: irq_status {irq:#x}, expected done + error (code {res.code})"
             code, item = await self.read_csr("err_code"), await self.read_csr("err_item")
@@ -601,26 +483,26 @@ async def bus_errors(dut):
         res = model.execute(pack_descriptor(**fields))
         if kind == "read":
             lo = model.plane_base(0, 0) + bt[1] * cfg.block_stride
-            tb.ram.bad = [(lo, lo + 1)]
+            tb.ram.inject_error(lo, lo + 1)
             code = Err.READ_ERR
         elif kind == "write":
             lo = dst + cfg.block_size * cfg.token_stride
-            tb.ram.bad = [(lo, lo + 1)]
+            tb.ram.inject_error(lo, lo + 1)
             code = Err.WRITE_ERR
         else:
-            tb.ram.bad = [(a, a + 4)]
+            tb.ram.inject_error(a, a + 4)
             lo, code = a, Err.TABLE_ERR
         before = tb.mem.copy()
-        aw0 = len(tb.aw_bursts)
+        aw0 = len(tb.ram.write_bursts)
         tb.desc.send_nowait(pack_descriptor(**fields))
         irq = await tb.wait_done()
-        tb.ram.bad = []
+        tb.ram.clear_errors()
         assert irq == 3, f"{kind}: irq_status {irq}"
         got = await tb.read_csr("err_code")
         addr = await tb.read_csr("err_addr")
         assert got == code, f"{kind}: err_code {got}, expected {code}"
         if kind == "write":   # the start of the one issued burst that holds the bad byte
-            bursts = [(s, n) for s, n in tb.aw_bursts[aw0:] if s <= lo < s + n * tb.bus_bytes]
+            bursts = [(s, n) for s, n in tb.ram.write_bursts[aw0:] if s <= lo < s + n * tb.bus_bytes]
             assert len(bursts) == 1, f"{kind}: AW bursts over {lo:#x}: {bursts}"
             assert addr == bursts[0][0], \
                 f"{kind}: err_addr {addr:#x}, failing burst at {bursts[0][0]:#x} (bad byte at {lo:#x})"

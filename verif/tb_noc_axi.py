@@ -1,7 +1,9 @@
 """cocotb tests of the ``noc_axi`` block: AXI4 managers reach AXI4 subordinates over the mesh.
 
-cocotbext-axi's ``AxiMaster`` drives every ``s_axi{k}`` and an ``AxiRam`` answers on every
-``m_axi{k}``; pause generators stall all five channels of both at random. Each RAM starts with
+cocotbext-axi's ``AxiMaster`` drives every ``s_axi{k}`` and a :class:`verif.axi_mem.AxiMemory`
+answers on every ``m_axi{k}`` (one burst at a time, as ``AxiRam``; the last one keeps every read
+burst open, interleaves the beats of different IDs at random and adds 0..30 cycles of latency per
+burst); pause generators stall all five channels of both at random. Each RAM starts with
 random bytes and a numpy copy of it is the golden memory: every write that completes OKAY is
 applied to the copy, every read is compared byte for byte, and at the end the whole of every RAM
 — all bytes outside the written windows are guard bytes — must equal its copy. Managers own
@@ -17,86 +19,19 @@ import random
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, Event, RisingEdge
-from cocotb.utils import get_sim_time
-from cocotbext.axi import AxiBus, AxiMaster, AxiRam
-from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
+from cocotbext.axi import AxiBus, AxiMaster
 from cocotbext.axi.constants import AxiResp
-from cocotbext.axi.memory import Memory
 
 from amaranth.lib import data
 
 from scoville.hw.noc.axi_bridge import subordinate_id_layout
 
+from .axi_mem import AxiMemory, compare_bytes
 from .stream import random_pause
 from .tb import TB
 
 
 PAGE = 4096
-
-
-class _InterleavingRead(AxiRamRead):
-    """Read side that keeps every accepted AR open and sends the beats of bursts with
-    different IDs interleaved at random (AXI4 allows it; same-ID bursts stay in order)."""
-
-    def __init__(self, *args, rng, id_layout, **kwargs):
-        # (not `id_width`: the VIP sets that to the port's full ID width)
-        self.rng, self.id_layout = rng, id_layout
-        self.switches = 0      # beats that follow a beat for another source node mid-burst
-        super().__init__(*args, **kwargs)
-        self.ar_channel.queue_occupancy_limit = 16
-
-    async def _process_read(self):
-        active, previous = [], None
-        while True:
-            if not active:
-                active.append(self._burst(await self.ar_channel.recv()))
-            while not self.ar_channel.empty():
-                active.append(self._burst(self.ar_channel.recv_nowait()))
-            now = get_sim_time(unit="ns")
-            eligible = [b for k, b in enumerate(active) if b["due"] <= now
-                        and all(b["id"] != a["id"] for a in active[:k])]
-            if not eligible:
-                await RisingEdge(self.clock)
-                continue
-            b = self.rng.choice(eligible)
-            r = self.r_channel._transaction_obj()
-            r.rid, r.rresp = b["id"], AxiResp.OKAY
-            r.rlast = b["beat"] == b["len"] - 1
-            try:
-                payload = await self._read(b["addr"] + b["beat"] * self.byte_lanes, self.byte_lanes)
-            except Exception:
-                payload, r.rresp = bytes(self.byte_lanes), AxiResp.SLVERR
-            r.rdata = int.from_bytes(payload, "little")
-            node = data.Const(self.id_layout, b["id"]).node
-            if previous is not None and previous[0] != node and not previous[1]:
-                self.switches += 1
-            previous = (node, r.rlast)
-            await self.r_channel.send(r)
-            # At most one beat queued, so later ARs can join in before a burst is all sent.
-            await RisingEdge(self.clock)
-            while self.r_channel.count():
-                await RisingEdge(self.clock)
-            b["beat"] += 1
-            if r.rlast:
-                active.remove(b)
-
-    def _burst(self, ar):
-        assert int(ar.arburst) == 1 and 1 << int(ar.arsize) == self.byte_lanes, \
-            "the bridge test issues full-width INCR bursts only"
-        addr = int(ar.araddr) // self.byte_lanes * self.byte_lanes
-        # A random access latency of 0..30 cycles before the first beat.
-        due = get_sim_time(unit="ns") + 10 * self.rng.randint(0, 30)
-        return {"id": int(ar.arid), "addr": addr, "len": int(ar.arlen) + 1, "beat": 0, "due": due}
-
-
-class InterleavingRam(AxiRam):
-    """``AxiRam`` whose read side interleaves bursts (:class:`_InterleavingRead`)."""
-
-    def __init__(self, bus, clock, reset, *, size, rng, id_layout):
-        Memory.__init__(self, size)
-        self.write_if = AxiRamWrite(bus.write, clock, reset, mem=self.mem)
-        self.read_if = _InterleavingRead(bus.read, clock, reset, mem=self.mem, rng=rng,
-                                         id_layout=id_layout)
 
 
 class NoCAXITB(TB):
@@ -119,26 +54,30 @@ class NoCAXITB(TB):
         # The last subordinate interleaves read bursts of different IDs (so bursts for two
         # manager nodes, which the bridge must split into separate messages); the others
         # answer one burst at a time.
-        self.rams = [AxiRam(AxiBus.from_prefix(dut, f"m_axi{k}"), self.clk, self.rst,
-                            size=self.window) for k in range(self.S - 1)]
-        self.rams.append(InterleavingRam(AxiBus.from_prefix(dut, f"m_axi{self.S - 1}"), self.clk,
-                                         self.rst, size=self.window, rng=self.rng,
-                                         id_layout=subordinate_id_layout(p["id_width"], self.nodes)))
+        self.rams = [AxiMemory(AxiBus.from_prefix(dut, f"m_axi{k}"), self.clk, self.rst, size=self.window,
+                               read_depth=1, full_width_incr=True) for k in range(self.S - 1)]
+        self.rams.append(AxiMemory(AxiBus.from_prefix(dut, f"m_axi{self.S - 1}"), self.clk, self.rst,
+                                   size=self.window, read_depth=16, read_jitter=30, reorder=True,
+                                   interleave=True, rng=self.rng, full_width_incr=True))
+        self.id_layout = subordinate_id_layout(p["id_width"], self.nodes)
         self.golden = []
         for ram in self.rams:
             image = np.frombuffer(self.rng.randbytes(self.window), np.uint8).copy()
-            ram.write(0, image.tobytes())
+            ram.load(0, image)
             self.golden.append(image)
-        # Pages answering SLVERR (the RAM's hook raises on any byte in them): one per RAM.
+        # Pages answering SLVERR (any access touching a byte of them): one per RAM.
         self.bad_pages = [{self.rng.randrange(self.window // PAGE)} for _ in range(self.S)]
         for t, ram in enumerate(self.rams):
-            self._inject_errors(ram, self.bad_pages[t])
+            for page in self.bad_pages[t]:
+                ram.inject_error(page * PAGE, (page + 1) * PAGE)
         channels = []
-        for vip in self.masters + self.rams:
+        for vip in self.masters:
             channels += [vip.write_if.aw_channel, vip.write_if.w_channel, vip.write_if.b_channel,
                          vip.read_if.ar_channel, vip.read_if.r_channel]
             vip.write_if.log.setLevel(logging.ERROR)
             vip.read_if.log.setLevel(logging.ERROR)
+        for ram in self.rams:
+            channels += ram.channels
         if stall:
             for ch in channels:
                 ch.set_pause_generator(random_pause(stall, self.rng))
@@ -146,22 +85,6 @@ class NoCAXITB(TB):
         self.outstanding = 0
         self.done = Event()
         self.counts = {"read": 0, "write": 0, "decerr": 0, "slverr": 0, "beats": 0}
-
-    @staticmethod
-    def _inject_errors(ram, pages):
-        def guard(address, length):
-            if {address // PAGE, (address + length - 1) // PAGE} & pages:
-                raise IOError(f"injected SLVERR at {address:#x}")
-        write, read = ram.write_if._write, ram.read_if._read
-
-        async def faulty_write(address, data):
-            guard(address, len(data))
-            await write(address, data)
-
-        async def faulty_read(address, length):
-            guard(address, length)
-            return await read(address, length)
-        ram.write_if._write, ram.read_if._read = faulty_write, faulty_read
 
     def _pending(self):
         return f"{self.outstanding} AXI transactions" if self.outstanding else None
@@ -218,13 +141,10 @@ class NoCAXITB(TB):
                 assert resp.resp == expect, \
                     f"manager {k}: read {address:#x}+{nbytes} id {ident}: {resp.resp!r}, expected {expect!r}"
                 if expect == AxiResp.OKAY:
-                    got = np.frombuffer(bytes(resp.data), np.uint8)
-                    want = self.golden[target][offset:offset + nbytes]
-                    assert len(got) == nbytes, f"read returned {len(got)} bytes, expected {nbytes}"
-                    diff = np.nonzero(got != want)[0]
-                    assert not len(diff), (
-                        f"manager {k}: read {address:#x}+{nbytes} id {ident}: {len(diff)} byte(s) "
-                        f"differ, first at +{diff[0]}: got {got[diff[0]]:#04x}, expected {want[diff[0]]:#04x}")
+                    problem = compare_bytes(np.frombuffer(bytes(resp.data), np.uint8),
+                                            self.golden[target][offset:offset + nbytes], base=address,
+                                            what=f"manager {k}: read {address:#x}+{nbytes} id {ident}")
+                    assert problem is None, problem
             self.counts[kind] += 1
             self.counts["beats"] += (offset % self.lanes + nbytes + self.lanes - 1) // self.lanes
             if expect != AxiResp.OKAY:
@@ -254,11 +174,18 @@ class NoCAXITB(TB):
 
     def check_memories(self):
         for t, ram in enumerate(self.rams):
-            image = np.frombuffer(ram.read(0, self.window), np.uint8)
-            diff = np.nonzero(image != self.golden[t])[0]
-            assert not len(diff), (f"m_axi{t}: {len(diff)} byte(s) differ from the golden memory, "
-                                   f"first at {diff[0]:#x}: {image[diff[0]]:#04x}, expected "
-                                   f"{self.golden[t][diff[0]]:#04x}")
+            ram.compare(self.golden[t], what=f"m_axi{t} against the golden memory")
+
+    def node_switches(self):
+        """R beats of the interleaving subordinate that follow a beat for another source node
+        in the middle of that node's burst."""
+        switches, previous = 0, None
+        for rid, last in self.rams[-1].r_order:
+            node = data.Const(self.id_layout, rid).node
+            if previous is not None and previous[0] != node and not previous[1]:
+                switches += 1
+            previous = (node, last)
+        return switches
 
 
 @cocotb.test()
@@ -273,7 +200,7 @@ async def random_bursts(dut):
         await r
     await ClockCycles(tb.clk, 20)
     tb.check_memories()
-    switches = tb.rams[-1].read_if.switches
+    switches = tb.node_switches()
     dut._log.info(f"done: {tb.counts}, R beats switching source node mid-burst: {switches}")
     assert tb.counts["decerr"] > 0 and tb.counts["slverr"] > 0, tb.counts
     if tb.M > 1:
