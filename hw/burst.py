@@ -17,16 +17,18 @@ AXI_MAX_BEATS = 256  # AXI4 INCR: AxLEN is 8 bits
 
 
 def request_layout(*, addr_width, length_width, user_width):
-    """Payload of a splitter request: a byte range ``[addr, addr + length)`` and a user tag."""
+    """Payload of a splitter request: a byte range ``[addr, addr + length)`` and a user tag
+    (no ``user`` field when ``user_width`` is 0: Verilog has no zero-width wires)."""
     return data.StructLayout({"addr": unsigned(addr_width), "length": unsigned(length_width),
-                              "user": unsigned(user_width)})
+                              **({"user": unsigned(user_width)} if user_width else {})})
 
 
 def burst_layout(*, addr_width, max_beats, user_width):
     """Payload of one burst: beat-aligned ``addr``, ``beats`` (1..max_beats; AXI ``AxLEN`` is
-    ``beats - 1``), ``first``/``last`` burst of its request, and the request's ``user`` tag."""
+    ``beats - 1``), ``first``/``last`` burst of its request, and the request's ``user`` tag (if any)."""
     return data.StructLayout({"addr": unsigned(addr_width), "beats": unsigned(bits_for(max_beats)),
-                              "first": unsigned(1), "last": unsigned(1), "user": unsigned(user_width)})
+                              "first": unsigned(1), "last": unsigned(1),
+                              **({"user": unsigned(user_width)} if user_width else {})})
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class BurstSplitter(wiring.Component):
         Bursts ``{addr, beats, first, last, user}`` in address order, valid/ready; payload stable
         while ``o.valid & ~o.ready``. ``o.ready`` may depend on ``o.valid`` and on the payload
         (room checks on ``beats``).
-    abort : In(1)
+    flush : In(1)
         While high, no burst is offered (``o.valid`` low in that very cycle: the one exception to
         holding ``valid`` until the transfer), the request in progress is dropped and requests
         accepted are dropped. Bursts already transferred are not recalled.
@@ -105,7 +107,7 @@ class BurstSplitter(wiring.Component):
                                                     user_width=user_width))),
             "o": Out(stream.Signature(burst_layout(addr_width=addr_width, max_beats=max_beats,
                                                    user_width=user_width))),
-            "abort": In(1),
+            "flush": In(1),
         })
 
     params = property(lambda self: self._p)
@@ -128,7 +130,7 @@ class BurstSplitter(wiring.Component):
         addr = Signal(p.addr_width)                 # next burst, beat-aligned
         left = Signal(bits_for(((B - 1) + (2 ** p.length_width - 1) + (B - 1)) >> lg_beat))  # beats left
         first = Signal()
-        user = Signal(p.user_width)
+        user = Signal(p.user_width) if p.user_width else Cat()
 
         # This burst's length, registered: it is valid one cycle after addr/left change (n_ok).
         to_boundary = Signal(range(p.boundary // B + 1))
@@ -141,7 +143,7 @@ class BurstSplitter(wiring.Component):
         fire = self.o.valid & self.o.ready
         m.d.comb += [
             self.i.ready.eq(~active),
-            self.o.valid.eq(active & n_ok & ~self.abort),
+            self.o.valid.eq(active & n_ok & ~self.flush),
             self.o.payload.eq(Cat(addr, n, first, left == n, user)),
         ]
         m.d.sync += n_ok.eq(~fire & ~take)
@@ -150,13 +152,15 @@ class BurstSplitter(wiring.Component):
                 active.eq(req.length != 0),
                 addr.eq(req.addr & ~(B - 1)),
                 left.eq(((req.addr & (B - 1)) + req.length + (B - 1)) >> lg_beat),
-                first.eq(1), user.eq(req.user),
+                first.eq(1),
             ]
+            if p.user_width:
+                m.d.sync += user.eq(req.user)
         with m.If(fire):
             m.d.sync += [addr.eq(addr + (n << lg_beat)), left.eq(left - n), first.eq(0)]
             with m.If(left == n):
                 m.d.sync += active.eq(0)
-        with m.If(self.abort):
+        with m.If(self.flush):
             m.d.sync += active.eq(0)
         return m
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from scoville.hw.arbiter import RoundRobinArbiter, RoundRobinArbiterParams
+from scoville.hw.burst import BurstSplitter, BurstSplitterParams
 from scoville.hw.csr import CSRBankParams, csr_bank
 from scoville.hw.params import ParameterError, Params, param
 from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
@@ -97,6 +98,8 @@ BLOCKS = {block.name: block for block in [
           bench_params=ArbiterBench),
     Block("csr", "AXI4-Lite control/status register block (scratch + status registers)",
           CSRBankParams, csr_bank, "scoville.verif.tb_csr", bench_params=CSRBench),
+    Block("burst_splitter", "AXI4 INCR burst splitter: byte ranges into bursts within a boundary and max_beats",
+          BurstSplitterParams, BurstSplitter, "scoville.verif.tb_burst"),
     Block("noc", "2-D mesh NoC: wormhole VC routers (1 cycle + 1 link cycle per hop), credits, "
           "message classes on disjoint VCs", NoCParams, noc, "scoville.verif.tb_noc",
           bench_params=NoCBenchParams, rtl=noc_network),

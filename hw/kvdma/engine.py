@@ -221,7 +221,7 @@ class KVDMA(wiring.Component):
         rb = rsplit.o.payload
         rd_load = Signal()
         m.d.comb += [rsplit.i.valid.eq(rseg.r_rdy), rsplit.i.payload.eq(rseg.r_data),
-                     rseg.r_en.eq(rsplit.i.ready & rseg.r_rdy), rsplit.abort.eq(err),
+                     rseg.r_en.eq(rsplit.i.ready & rseg.r_rdy), rsplit.flush.eq(err),
                      rsplit.o.ready.eq((out_rd < p.outstanding) & rinfo.w_rdy
                                        & (space + rb.beats <= p.buffer_beats) & (~mar_valid | mar_fire)),
                      rd_load.eq(rsplit.o.valid & rsplit.o.ready),
@@ -257,7 +257,7 @@ class KVDMA(wiring.Component):
         ws_end = Signal(lgB)
         m.d.comb += ws_end.eq(ws_dst + ws_len)
         m.d.comb += [
-            wsplit.i.valid.eq(wseg.r_rdy), wseg.r_en.eq(wsplit.i.ready & wseg.r_rdy), wsplit.abort.eq(err),
+            wsplit.i.valid.eq(wseg.r_rdy), wseg.r_en.eq(wsplit.i.ready & wseg.r_rdy), wsplit.flush.eq(err),
             wsplit.i.payload.eq(Cat(ws_dst, ws_len, wseg.r_data[addr_w + 32:],
                                     (Const(ones, B) << ws_dst[:lgB])[:B],
                                     Mux(ws_end == 0, ones, (Const(1, B + 1) << ws_end) - 1)[:B])),
