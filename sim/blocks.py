@@ -5,6 +5,10 @@ from typing import Callable
 
 from scoville.hw.arbiter import RoundRobinArbiter, RoundRobinArbiterParams
 from scoville.hw.burst import BurstSplitter, BurstSplitterParams
+from scoville.hw.axi_id import AXIIDAdapterParams, axi_id_adapter
+from scoville.hw.axi_mux import AXIMuxParams, axi_mux
+from scoville.hw.axil_decoder import AXILiteDecoderParams, axil_decoder
+from scoville.hw.testbench.axi_parts import axi_id_top
 from scoville.hw.csr import CSRBankParams, csr_bank
 from scoville.hw.params import ParameterError, Params, param
 from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
@@ -100,6 +104,13 @@ BLOCKS = {block.name: block for block in [
           CSRBankParams, csr_bank, "scoville.verif.tb_csr", bench_params=CSRBench),
     Block("burst_splitter", "AXI4 INCR burst splitter: byte ranges into bursts within a boundary and max_beats",
           BurstSplitterParams, BurstSplitter, "scoville.verif.tb_burst"),
+    Block("axi_mux", "N:1 AXI4 multiplexer: round-robin AR/AW, W locked to its burst until WLAST, "
+          "source bits added to the ID route R/B back", AXIMuxParams, axi_mux, "scoville.verif.tb_axi_parts"),
+    Block("axil_decoder", "AXI4-Lite 1:N address decoder: validated address map, offset addresses, "
+          "DECERR for unmapped addresses", AXILiteDecoderParams, axil_decoder, "scoville.verif.tb_axi_parts"),
+    Block("axi_id", "AXI4 ID-width adapter: zero-extend to widen, per-direction remap table to narrow "
+          "(same-ID order kept)", AXIIDAdapterParams, axi_id_top, "scoville.verif.tb_axi_parts",
+          rtl=axi_id_adapter),
     Block("noc", "2-D mesh NoC: wormhole VC routers (1 cycle + 1 link cycle per hop), credits, "
           "message classes on disjoint VCs", NoCParams, noc, "scoville.verif.tb_noc",
           bench_params=NoCBenchParams, rtl=noc_network),

@@ -1,0 +1,99 @@
+"""Shared AXI parts: parameter validation, interfaces, and cocotb runs on Verilator.
+
+One Verilator build per parameter set; every cocotb test of ``verif/tb_axi_parts.py`` for that
+block runs on it (the others skip themselves).
+"""
+
+import pytest
+from amaranth.lib import wiring
+
+from conftest import run_block
+from scoville.hw.axi_id import AXIIDAdapter, AXIIDAdapterParams
+from scoville.hw.axi_mux import AXIMux, AXIMuxParams
+from scoville.hw.axil_decoder import AXILiteDecoder, AXILiteDecoderParams
+from scoville.hw.params import ParameterError
+
+# Rejected constructions leave half-built components behind; that is what they test.
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+MODULE = "scoville.verif.tb_axi_parts"
+
+# Three managers (not a power of two: source value 3 names no manager), 2-bit IDs.
+MUX = dict(managers=3, addr_width=16, data_width=32, id_width=2, write_queue=4)
+# Three windows of different sizes with holes between them and above them.
+DECODER = dict(addr_width=16, data_width=32, regions="0x0000+0x1000,0x1000+0x0400,0x4000+0x4000")
+# 16 manager IDs onto 2 subordinate IDs, at most 2 in flight per slot: heavy slot contention.
+ID_NARROW = dict(addr_width=16, data_width=32, s_id_width=4, m_id_width=1, max_outstanding=2)
+ID_WIDEN = dict(addr_width=16, data_width=64, s_id_width=2, m_id_width=5, max_outstanding=1)
+
+
+def test_axi_mux():
+    run_block("axi_mux", MUX, MODULE)
+
+
+def test_axil_decoder():
+    run_block("axil_decoder", DECODER, MODULE)
+
+
+@pytest.mark.parametrize("params", [ID_NARROW, ID_WIDEN], ids=["narrow", "widen"])
+def test_axi_id(params):
+    run_block("axi_id", params, MODULE)
+
+
+# ---- parameters and interfaces: pure Python -----------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(managers=1), "managers"), (dict(managers=17), "managers"), (dict(write_queue=0), "write_queue"),
+    (dict(managers=16, id_width=29), "id_width"),
+])
+def test_mux_params_rejected(kwargs, name):
+    with pytest.raises(ParameterError, match=rf"^{name}: .*accepted"):
+        AXIMuxParams(**kwargs)
+    with pytest.raises(ParameterError, match=rf"^{name}: .*accepted"):
+        AXIMux(**{**MUX, **kwargs})
+
+
+def test_mux_ports():
+    mux = AXIMux(**MUX)
+    assert mux.m_axi.signature.id_width == 4 and len(mux.s_axi) == 3
+    assert all(s.signature.id_width == 2 for s in mux.s_axi)
+    with pytest.raises(TypeError):
+        AXIMux(3, 16, 32)
+
+
+@pytest.mark.parametrize("regions, message", [
+    ("0x0+0x1000,0x800+0x800", r"regions\[1\]: window 0x800\+0x800 overlaps regions\[0\]"),
+    ("0x100+0x1000", r"regions\[0\] base: 0x100 is not aligned"),
+    ("0x0+0x6", r"regions\[0\] size: 6 is out of range \(accepted: a power of two in 4\.\."),
+    ("0x0+0x2", r"regions\[0\] size: 2 is out of range"),
+    ("0xf000+0x2000", r"regions\[0\] base: 61440 is out of range \(accepted: an integer in 0\.\.57344\)"),
+    ("0x0+0x1000,zz", r"regions\[1\]: 'zz' is not BASE\+SIZE"),
+])
+def test_decoder_map_rejected(regions, message):
+    with pytest.raises(ParameterError, match=message):
+        AXILiteDecoderParams(regions=regions)
+
+
+def test_decoder_ports_and_checks():
+    dec = AXILiteDecoder(addr_width=16, regions=[(0x4000, 0x4000), (0x0, 0x100)])
+    assert [s.signature.addr_width for s in dec.m_axil] == [14, 8]
+    with pytest.raises(ParameterError, match=r"^data_width: 48 is not accepted"):
+        AXILiteDecoder(addr_width=16, data_width=48, regions=[(0, 0x100)])
+    with pytest.raises(ParameterError, match=r"^regions: 0 windows"):
+        AXILiteDecoder(addr_width=16, regions=[])
+
+
+@pytest.mark.parametrize("s, m, ok", [(4, 2, True), (4, 0, True), (2, 8, True), (0, 3, True), (5, 5, True),
+                                      (10, 7, False), (33, 2, False), (2, 33, False)])
+def test_id_adapter_widths(s, m, ok):
+    if ok:
+        adapter = AXIIDAdapter(addr_width=16, data_width=32, s_id_width=s, m_id_width=m)
+        assert adapter.m_axi.signature.id_width == m and adapter.narrowing == (m < s)
+    else:
+        with pytest.raises(ParameterError, match=r"(s|m)_id_width: .*accepted"):
+            AXIIDAdapterParams(s_id_width=s, m_id_width=m)
+
+
+def test_components_are_wiring_components():
+    for part in (AXIMux(**MUX), AXIIDAdapter(**ID_NARROW), AXILiteDecoder(addr_width=16, regions=[(0, 0x100)])):
+        assert isinstance(part, wiring.Component)
