@@ -132,8 +132,6 @@ def mixed_bound(read_eff, write_eff, write_share, requests, write_runs, timing):
     return requests * timing.burst / cycles
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 7 open: the mixed KV trace reaches 79.3 % "
-                   "against a bound of 80.3 % (docs/hbm.md, Mixed traffic)")
 def test_hbm_mixed_trace_efficiency(tmp_path):
     """APPEND writes between GATHER reads (issue 11): the mixed trace reaches the bound built
     from the read-only and write-only replays of the same addresses; 0 timing violations, every

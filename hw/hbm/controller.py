@@ -125,9 +125,13 @@ class HBMController(wiring.Component):
 
     Scheduling is FR-FCFS: among the requests of the current direction, the oldest row hit gets
     the column bus, the oldest request needing a row command gets the row bus (PRE of a row only
-    once no queued request hits it). Age limit: when the oldest request of a direction has waited
-    ``age_limit`` cycles, only it may get a column command and it may precharge its bank
-    regardless of pending hits; both directions then alternate command by command, so a request
+    once no queued request hits it). A row bus cycle the current direction leaves unused goes to
+    the oldest request of the other direction that can open its row (ACT, or PRE of a row no
+    queued request hits) in a bank the current direction has no queued request for, so a
+    direction switch finds its rows open; not while a request of either direction is starved.
+    Age limit: when the oldest request of a direction has waited ``age_limit`` cycles, only it
+    may get a column command and it may precharge its bank regardless of pending hits; both
+    directions then alternate command by command, so a request
     waits at most ``age_limit + wait_slack`` cycles (see :attr:`wait_bound`).
 
     Writes are posted: B is returned once the last beat is in the write queue. The queue drains
@@ -504,15 +508,46 @@ class HBMController(wiring.Component):
             pre = ready & ~closed & ~hit & bank_pre_ok.bit_select(bank, 1) & ~keep
             return act | pre
 
-        r_row_ok = [row_ok(r_ready[i] & ~wmode, r_bank[i], r_hit[i], r_closed[i]) for i in range(RQ)]
-        w_row_ok = [row_ok(w_valid[j] & wmode, w_bank[j], w_hit[j], w_closed[j]) for j in range(WQ)]
+        # Row preparation for the other direction: when the row bus has nothing to do for the
+        # current one, the oldest request of the other direction may open its row (ACT, or PRE
+        # of a row nobody hits) in a bank the current direction has no queued request for. A
+        # switch then finds its rows open instead of paying tRP + tRCD on an idle data bus (the
+        # KV trace's write runs land in banks the read runs left open in other rows). Not while
+        # a request of either direction is starved, so the wait bound is unchanged.
+        r_want, w_want = Signal(NB), Signal(NB)  # banks with a queued request, per direction
+        acc_r, acc_w = Const(0, NB), Const(0, NB)
+        for i in range(RQ):
+            acc_r = acc_r | Mux(r_q[i], Const(1, NB) << r_bank[i], 0)
+        for j in range(WQ):
+            acc_w = acc_w | Mux(w_valid[j], Const(1, NB) << w_bank[j], 0)
+        m.d.comb += [r_want.eq(acc_r), w_want.eq(acc_w)]
+        cur_want = Mux(wmode, w_want, r_want)
+        prep_en = ~r_starved & ~w_starved
+
+        def prep_ok(ready, bank, hit, closed):
+            free = ~cur_want.bit_select(bank, 1) & ~hit_any.bit_select(bank, 1) & ~col_busy.bit_select(bank, 1)
+            act = ready & closed & ~cur_want.bit_select(bank, 1) & bank_act_ok.bit_select(bank, 1) \
+                & ~pb_bank.bit_select(bank, 1)
+            pre = ready & ~closed & ~hit & bank_pre_ok.bit_select(bank, 1) & free
+            return prep_en & (act | pre)
+
+        r_row_ok = [Mux(wmode, prep_ok(r_ready[i], r_bank[i], r_hit[i], r_closed[i]),
+                        row_ok(r_ready[i], r_bank[i], r_hit[i], r_closed[i])) for i in range(RQ)]
+        w_row_ok = [Mux(wmode, row_ok(w_valid[j], w_bank[j], w_hit[j], w_closed[j]),
+                        prep_ok(w_valid[j], w_bank[j], w_hit[j], w_closed[j])) for j in range(WQ)]
         rr_any, rr_idx = _oldest(m, "rrow", r_row_ok, r_head_i, RQ)
         wr_any, wr_idx = _oldest(m, "wrow", w_row_ok, w_head_i, WQ)
-        q_any = Mux(wmode, wr_any, rr_any)
+        q_any = Mux(wmode, wr_any, rr_any)    # current direction
+        o_any = Mux(wmode, rr_any, wr_any)    # other direction (preparation)
+        rr_bank, wr_bank = Array(r_bank)[rr_idx], Array(w_bank)[wr_idx]
         q_bank = Signal(range(NB))
         q_row = Signal(_bits(t.rows))
-        m.d.comb += [q_bank.eq(Mux(wmode, Array(w_bank)[wr_idx], Array(r_bank)[rr_idx])),
-                     q_row.eq(Mux(wmode, Array(w_row)[wr_idx], Array(r_row)[rr_idx]))]
+        o_bank = Signal(range(NB))
+        o_row = Signal(_bits(t.rows))
+        m.d.comb += [q_bank.eq(Mux(wmode, wr_bank, rr_bank)),
+                     q_row.eq(Mux(wmode, Array(w_row)[wr_idx], Array(r_row)[rr_idx])),
+                     o_bank.eq(Mux(wmode, rr_bank, wr_bank)),
+                     o_row.eq(Mux(wmode, Array(r_row)[rr_idx], Array(w_row)[wr_idx]))]
         # Closed-page policy: close any bank nobody is waiting on, as soon as tRAS/tRTP/tWR allow.
         idle_close = Signal(NB)
         if p.page_policy == "closed":
@@ -543,10 +578,15 @@ class HBMController(wiring.Component):
                          row_issue.eq(Mux(is_open.bit_select(q_bank, 1), RowCmd.PRE, RowCmd.ACT))]
         with m.Elif(pb_go):
             m.d.comb += [row_bank.eq(ref_bank), row_issue.eq(pb_cmd)]
+        with m.Elif(o_any):
+            m.d.comb += [row_bank.eq(o_bank), row_row.eq(o_row),
+                         row_issue.eq(Mux(is_open.bit_select(o_bank, 1), RowCmd.PRE, RowCmd.ACT))]
         with m.Elif(idle_close.any()):
             m.d.comb += [row_bank.eq(ic_bank), row_issue.eq(RowCmd.PRE)]
-        row_for_r = ~ref_active & ~(pb_forced & pb_go) & q_any & ~wmode
-        row_for_w = ~ref_active & ~(pb_forced & pb_go) & q_any & wmode
+        row_free = ~ref_active & ~(pb_forced & pb_go)
+        row_prep = row_free & ~q_any & ~pb_go & o_any
+        row_for_r = (row_free & q_any & ~wmode) | (row_prep & wmode)
+        row_for_w = (row_free & q_any & wmode) | (row_prep & ~wmode)
 
         # ---------------------------------------------------------------- AXI read front end
         ar_active = Signal()
@@ -630,7 +670,7 @@ class HBMController(wiring.Component):
             with m.If(wr_issue & (wc_idx == j)):
                 m.d.sync += w_valid[j].eq(0)
             with m.If(row_for_w & (wr_idx == j)):
-                m.d.sync += w_cls[j].eq(Mux(is_open.bit_select(q_bank, 1), 2, Mux(w_cls[j] == 0, 1, w_cls[j])))
+                m.d.sync += w_cls[j].eq(Mux(is_open.bit_select(wr_bank, 1), 2, Mux(w_cls[j] == 0, 1, w_cls[j])))
 
         # WR data: read the queue's data memory in the WR cycle, delay it to WR + cwl.
         m.d.comb += [wdata_rp.addr.eq(wc_idx), wdata_rp.en.eq(1)]
@@ -688,7 +728,7 @@ class HBMController(wiring.Component):
             with m.If(pop & (r_head_i == i)):
                 m.d.sync += r_state[i].eq(FREE)
             with m.If(row_for_r & (rr_idx == i)):
-                m.d.sync += r_cls[i].eq(Mux(is_open.bit_select(q_bank, 1), 2, Mux(r_cls[i] == 0, 1, r_cls[i])))
+                m.d.sync += r_cls[i].eq(Mux(is_open.bit_select(rr_bank, 1), 2, Mux(r_cls[i] == 0, 1, r_cls[i])))
 
         # ---------------------------------------------------------------- statistics
         col_cls = Mux(rd_issue, Array(r_cls)[rc_idx], Array(w_cls)[wc_idx])
