@@ -4,7 +4,7 @@ answers SLVERR/DECERR, a guard-region write is caught with its address, reads of
 are really reordered and interleaved, same-ID order is kept."""
 
 import pytest
-from amaranth.hdl import Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from cocotbext.axi import AxiBurstType
@@ -24,7 +24,6 @@ class AXIPassThrough(wiring.Component):
         super().__init__({"s_axi": In(sig), "m_axi": Out(sig), "cycles": Out(16)})
 
     def elaborate(self, platform):
-        from amaranth.hdl import Module
         m = Module()
         for name, member in self.m_axi.signature.members.items():
             src, dst = getattr(self.s_axi, name), getattr(self.m_axi, name)

@@ -10,21 +10,21 @@ private method: ``AxiRam``/``AxiSlaveRead`` serve one read burst at a time and c
 or reorder without overriding ``_process_read``, so the two small responders here (one per
 direction) take their place.
 
-Features and the timing each adds (``c`` is a cycle count of ``clock``; with no stalls):
+Features and the timing each adds (in cycles of ``clock``, with no stalls):
 
-* **Read latency.** A read burst accepted (AR handshake) at cycle ``c_ar`` has its first R beat
-  queued for the R source at ``c_ar + read_latency + j`` with ``j`` uniform in
-  ``[0, read_jitter]`` (0 when ``read_jitter`` is 0). Seen on the bus with ``rready`` high and
-  nothing ahead of it, its R handshake is ``max(read_latency + j, 1) + 2`` cycles after the AR
-  handshake (2 are the AR sink and R source registers of cocotbext-axi; latency 0 behaves as 1
-  because an idle responder notices a new burst at the next edge, as the ``AxiRam`` extension
-  this replaced did). ``verif/tb_axi_mem.py`` measures it. Later beats of the burst follow back to back (one a
-  cycle while ``rready``). Bursts pipeline: up to ``read_depth`` bursts are outstanding (taken
-  from the AR queue, not yet fully answered) and 2 more wait in the AR queue before AR is
-  back-pressured, so ``N <= read_depth`` bursts of ``L`` beats issued back to back take
-  ``max(read_latency, 1) + 2 + N*L - 1`` cycles from the first AR handshake to the last R beat. A burst
-  that waits in the AR queue (``read_depth`` already outstanding) starts its latency when it
-  leaves the queue. ``read_depth=1`` is ``AxiRam``'s one burst at a time.
+* **Read latency.** Burst ``k`` gets a latency ``lat_k = max(read_latency + j_k, 1)`` with
+  ``j_k`` uniform in ``[0, read_jitter]`` (0 when ``read_jitter`` is 0; a latency of 0 acts as
+  1 because an idle responder sees a new burst at the next edge, as the ``AxiRam`` extension
+  this replaced did). In order (``reorder=False``), with ``rready`` high and nothing ahead of
+  it, the first R handshake of a burst is ``lat_k + 2`` cycles after its AR handshake (the 2
+  are cocotbext-axi's AR sink and R source registers); later beats follow back to back, one a
+  cycle while ``rready``.
+  ``verif/tb_axi_mem.py`` measures both. Bursts pipeline: up to ``read_depth`` bursts are
+  outstanding (taken from the AR queue, not yet fully answered) and 2 more wait in the AR queue
+  before AR is back-pressured, so ``N <= read_depth`` bursts of ``L`` beats issued back to back
+  take ``max(read_latency, 1) + 2 + N*L - 1`` cycles from the first AR handshake to the last R
+  handshake. A burst that waited in the AR queue (``read_depth`` already outstanding) counts its
+  latency from when it left the queue. ``read_depth=1`` is ``AxiRam``'s one burst at a time.
 * **Write latency.** The B of a write burst is queued ``write_latency`` cycles after its last W
   beat was taken (0: at once, as ``AxiRam``): its B handshake is ``write_latency + 2`` cycles
   after the last W handshake with ``bready`` high. Writes pipeline behind it (the B wait does
@@ -34,11 +34,11 @@ Features and the timing each adds (``c`` is a cycle count of ``clock``; with no 
   channel runs at ``1 - p`` of a beat per cycle on its own. :attr:`channels` gives the five
   channel objects to set other pause generators on.
 * **Reordering.** ``reorder=True``: read bursts with *different* IDs may be answered in any
-  order (AXI4 allows it; bursts of one ID stay in order): each time the R queue is empty, one
-  burst is picked at random (``rng``) among those whose latency has passed and that are the
-  oldest outstanding of their ID. With ``interleave=True`` the pick is made again for every
-  beat (beats of different IDs interleave; AXI4 allows that too), and at most one beat is queued
-  at a time so a later AR can still join in (one beat per 2 cycles at best). Write responses
+  order (AXI4 allows it; bursts of one ID stay in order): when a burst is done, the next is
+  picked at random (``rng``) among those whose latency has passed and that are the oldest
+  outstanding of their ID. With ``interleave=True`` the pick is made again for every beat
+  (beats of different IDs interleave; AXI4 allows that too), and at most one beat is queued at
+  a time so a later AR can still join in (about one beat per 2 cycles). Write responses
   are never reordered (AW and W are processed in order, and AXI4 forbids write data
   interleaving). Without ``reorder`` reads are answered strictly in AR order.
 * **Error injection.** :meth:`inject_error` makes an address range answer SLVERR or DECERR:
@@ -194,7 +194,7 @@ class AxiMemory:
         self.reorder, self.interleave, self.full_width_incr = reorder, interleave, full_width_incr
         # drawn from ``random`` only when needed, so adding a memory does not shift seeded runs
         self.rng = rng or (random.Random(random.getrandbits(32)) if reorder or read_jitter else None)
-        self.log = logging.getLogger(f"cocotb.axi_mem.{name or bus.read.ar._name or 'axi'}")
+        self.log = logging.getLogger(f"cocotb.axi_mem.{name or 'axi'}")
         self.log.setLevel(logging.WARNING)
 
         self.aw_channel = AxiAWSink(bus.write.aw, clock, reset, reset_active_level)
