@@ -19,17 +19,18 @@ __all__ = ["run_bench", "SUITE", "run_suite"]
 
 
 def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compile=False):
-    """Run ``block``'s ``bench`` cocotb test; return its result dict (plus identification).
+    """Run ``block``'s ``bench`` cocotb test; return its result dict, identified by block,
+    parameters, workload, simulator and the seed it ran with (repeat it with ``--seed``).
     ``fast_compile``: an -O0 Verilator model (same cycles; for large designs run briefly).
     Input files the workload names are checked first: a bad one fails before any build."""
     block.check_workload(workload)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
-        run(block, params, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
+        ran = run(block, params, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
             env={"SCOVILLE_BENCH_ARGS": json.dumps(workload), "SCOVILLE_BENCH_OUT": str(out)},
             fast_compile=fast_compile and sim == "verilator")
         result = json.loads(out.read_text())
-    return {"block": block.name, "params": params, "workload": workload, "sim": sim, **result}
+    return {"block": block.name, "params": params, "workload": workload, "sim": sim, "seed": ran.seed, **result}
 
 
 

@@ -12,6 +12,7 @@ the parameter and its accepted range and exits with status 2. With ``--json`` th
 stdout is one JSON object.
 """
 
+import difflib
 import json
 import os
 import sys
@@ -99,8 +100,13 @@ def _writable(option, path):
     return path
 
 
-def _configure(block, raw, *, workload_allowed=True):
-    """Split raw ``--NAME VALUE`` pairs between hardware and workload parameters."""
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _configure(block, raw, *, workload_allowed=True, command_options=()):
+    """Split raw ``--NAME VALUE`` pairs between hardware and workload parameters. An unknown
+    name is answered with the options this command accepts for this block (and the closest)."""
     hw_names = {name for name, *_ in block.params.describe()}
     bench_names = {name for name, *_ in block.bench_params.describe()} if block.bench_params else set()
     hw, bench = {}, {}
@@ -109,13 +115,16 @@ def _configure(block, raw, *, workload_allowed=True):
             hw[name] = block.params.parse(name, text)
         elif name in bench_names:
             if not workload_allowed:
-                raise ParameterError(f"--{name.replace('_', '-')}: a bench workload parameter; "
+                raise ParameterError(f"{_flag(name)}: a bench workload parameter; "
                                      "it only applies to `scoville bench`")
             bench[name] = block.bench_params.parse(name, text)
         else:
-            accepted = sorted(hw_names | bench_names)
-            raise ParameterError(f"unknown parameter --{name.replace('_', '-')} for block {block.name} "
-                                 f"(accepted: {', '.join('--' + a.replace('_', '-') for a in accepted)})")
+            accepted = [_flag(a) for a in sorted(hw_names | (bench_names if workload_allowed else set()))]
+            accepted += list(command_options)
+            close = difflib.get_close_matches(_flag(name), accepted, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ParameterError(f"unknown parameter {_flag(name)} for block {block.name} "
+                                 f"({hint}accepted: {', '.join(accepted)})")
     params = block.configure(**hw).as_dict()
     workload = block.bench_params(**bench).as_dict() if block.bench_params else {}
     return params, workload
@@ -170,18 +179,20 @@ def cmd_blocks(args):
     return 0
 
 
-def _block_and_params(args, *, workload_allowed=False):
+def _block_and_params(args, command, *, workload_allowed=False):
     from .blocks import get_block
     if not args or args[0].startswith("-"):
-        raise UsageError("missing BLOCK (see `scoville blocks`)")
+        raise UsageError(f"missing BLOCK (see `scoville blocks` or `scoville {command} --help`)")
     block = get_block(args.pop(0))
-    return block, *_configure(block, _split_params(args), workload_allowed=workload_allowed)
+    options = [o.split(" ")[0] for o, _ in COMMAND_HELP[command][2]]
+    return block, *_configure(block, _split_params(args), workload_allowed=workload_allowed,
+                              command_options=options)
 
 
 def cmd_verilog(args):
     from .elaborate import elaborate
     out = _take_option(args, "-o") or _take_option(args, "--output")
-    block, params, _ = _block_and_params(args)
+    block, params, _ = _block_and_params(args, "verilog")
     if out is None:
         raise UsageError("-o: missing output file (scoville verilog BLOCK ... -o FILE.v)")
     _writable("-o", out)
@@ -201,7 +212,7 @@ def cmd_synth(args):
     target = _take_option(args, "--target", "generic", TARGETS)
     if fmax and target not in FMAX_TARGETS:
         raise UsageError(f"fmax: not available for target {target} (accepted: --target {' or '.join(FMAX_TARGETS)})")
-    block, params, _ = _block_and_params(args)
+    block, params, _ = _block_and_params(args, "synth")
     with _Progress(f"synthesising {block.name} for {target}"):
         result = synthesize(block, params, target, fmax=fmax)
     if as_json:
@@ -265,7 +276,7 @@ def cmd_bench(args):
         raise UsageError("rates/plot: only with --sweep")
     if plot_path:
         _writable("--plot", plot_path)
-    block, params, workload = _block_and_params(args, workload_allowed=True)
+    block, params, workload = _block_and_params(args, "bench", workload_allowed=True)
     if sweep:
         return cmd_sweep(block, params, workload, rates=rates, plot_path=plot_path, sim=sim,
                          seed=int(seed, 0) if seed else None, as_json=as_json)
@@ -290,28 +301,120 @@ def cmd_demo(args):
 COMMANDS = {"blocks": cmd_blocks, "verilog": cmd_verilog, "synth": cmd_synth, "bench": cmd_bench,
             "demo": cmd_demo}
 
+# command -> (usage, what it does, [(option, meaning)], example with {block}).
+COMMAND_HELP = {
+    "blocks": ("scoville blocks [--json]",
+               "List every block with its parameters: default and accepted range.",
+               [("--json", "print one JSON object instead of the table")],
+               "scoville blocks"),
+    "verilog": ("scoville verilog BLOCK [--PARAM VALUE ...] -o FILE.v",
+                "Elaborate the block's deliverable RTL (no simulation-only parts) to one Verilog file.",
+                [("-o FILE", "output file; - writes to stdout (also --output)"),
+                 ("--output FILE", "same as -o")],
+                "scoville verilog {block} -o {block}.v"),
+    "synth": ("scoville synth BLOCK [--PARAM VALUE ...] [--target T] [--fmax] [--json]",
+              "Synthesise the deliverable with Yosys (YoWASP): cells, LUTs, FFs, RAMs; --fmax adds "
+              "place-and-route with nextpnr behind a register-wrapped harness.",
+              [("--target T", "generic (default), ice40, ecp5 or xilinx"),
+               ("--fmax", "also place and route and report Fmax (ice40, ecp5)"),
+               ("--json", "print one JSON object (an 'error' field on failure)")],
+              "scoville synth {block} --target ecp5 --fmax"),
+    "bench": ("scoville bench BLOCK [--PARAM VALUE ...] [--sim S] [--seed N] [--json]\n"
+              "       scoville bench noc [--PARAM VALUE ...] --sweep [--rates R1,R2,...] [--plot FILE.png]",
+              "Run the block's cycle-accurate benchmark; cycle counts depend on design, workload "
+              "and seed only, never on the machine.",
+              [("--sim S", "verilator (default) or icarus"),
+               ("--seed N", "random seed of the workload (default 1; recorded in the result)"),
+               ("--json", "print one JSON object as the last line (an 'error' field on failure)"),
+               ("--sweep", "noc only: sweep the offered load"),
+               ("--rates R1,R2", "loads of the sweep, each in (0, 1]"),
+               ("--plot FILE", "write the sweep's latency/throughput plot")],
+              "scoville bench {block} --json"),
+    "demo": ("scoville demo",
+             "Run every block end to end (Verilog, simulation, bench, synthesis) and write "
+             "build/demo/summary.md and a plot.",
+             [], "scoville demo"),
+}
+
+
+def _param_lines(title, rows):
+    if not rows:
+        return []
+    lines = [title]
+    for name, default, accepted, doc in rows:
+        lines.append(f"  {_flag(name):22s} default {str(default):10s} accepted {accepted}")
+        if doc:
+            lines.append(f"  {'':22s} {doc}")
+    return lines
+
+
+def command_help(command, block_name=None):
+    """Text of ``scoville COMMAND [BLOCK] --help``: usage, options, the block's parameters
+    with defaults and ranges (workload parameters too for ``bench``), an example."""
+    from .blocks import BLOCKS, get_block
+    usage, what, options, example = COMMAND_HELP[command]
+    lines = [f"usage: {usage}", "", what]
+    if options:
+        lines += ["", "options:"] + [f"  {o:22s} {d}" for o, d in options]
+    if block_name is None:
+        if "BLOCK" in usage:
+            lines += ["", "blocks (scoville " + command + " BLOCK --help for its parameters):"]
+            lines += [f"  {n:14s} {b.summary}" for n, b in BLOCKS.items()]
+            example = example.format(block=next(iter(BLOCKS)))
+    else:
+        block = get_block(block_name)
+        lines += ["", f"{block.name}: {block.summary}", ""]
+        lines += _param_lines("parameters:", block.params.describe())
+        if command == "bench" and block.bench_params:
+            lines += [""] + _param_lines("workload parameters (bench only):", block.bench_params.describe())
+        example = example.format(block=block.name)
+        first = block.params.describe()[:1]
+        if first and command != "blocks":
+            name, default, *_ = first[0]
+            example = example.replace(f" {block.name} ", f" {block.name} {_flag(name)} {str(default).lower() if isinstance(default, bool) else default} ", 1)
+    lines += ["", f"example: {example}"]
+    return "\n".join(lines)
+
+
+def _json_error(message, status):
+    """With --json, a failure is still one JSON object on stdout."""
+    print(json.dumps({"error": message, "exit_status": status}))
+
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(USAGE + "\n\n`scoville COMMAND --help` and `scoville COMMAND BLOCK --help` describe each "
+              "command and a block's parameters.")
         return 0 if argv else 2
     command = argv.pop(0)
+    as_json = "--json" in argv
     try:
         if command not in COMMANDS:
             raise UsageError(f"unknown command {command!r} (accepted: {', '.join(COMMANDS)})")
+        if "-h" in argv or "--help" in argv:
+            block = argv[0] if argv and not argv[0].startswith("-") and command != "blocks" else None
+            print(command_help(command, block))
+            return 0
         return COMMANDS[command](argv)
     except (UsageError, ParameterError) as exc:
         print(f"scoville: error: {exc}", file=sys.stderr)
+        if as_json:
+            _json_error(str(exc), 2)
         return 2
     except KeyboardInterrupt:
         print("scoville: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `scoville ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # tool failures: one readable paragraph, no traceback
         from .synth import SynthError
         from .runner import SimulationFailed, SimulatorMissing
         if isinstance(exc, (SynthError, SimulationFailed, SimulatorMissing)):
             print(f"scoville: {command} failed: {exc}", file=sys.stderr)
+            if as_json:
+                _json_error(f"{command} failed: {exc}", 1)
             return 1
         raise
 

@@ -115,8 +115,43 @@ def test_bench_json_is_last_line():
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["correct"] and report["cycles"] == 503, report
+    assert report["seed"] == 1 and report["sim"] == "verilator", report
 
 
 def test_sweep_is_refused_for_blocks_without_one():
     result = scoville("bench", "skid_buffer", "--sweep")
     assert result.returncode == 2 and "no load sweep" in result.stderr
+
+
+@pytest.mark.parametrize("args, wanted", [
+    (["--help"], ["scoville bench", "COMMAND BLOCK --help"]),
+    (["blocks", "--help"], ["usage: scoville blocks", "--json"]),
+    (["verilog", "--help"], ["usage: scoville verilog", "-o FILE", "kvdma", "example: scoville verilog"]),
+    (["synth", "-h"], ["usage: scoville synth", "--target", "--fmax"]),
+    (["bench", "--help"], ["usage: scoville bench", "--seed", "--sweep", "hbm_stack"]),
+    (["bench", "gemm", "--help"], ["--dataflow", "default ws", "one of ws, os", "workload parameters", "example: scoville bench gemm --rows 8"]),
+    (["verilog", "csr", "--help"], ["--data-width", "one of 32, 64", "example: scoville verilog csr"]),
+    (["synth", "hbm", "--help"], ["--mapping", "--xor-bank", "example: scoville synth hbm"]),
+])
+def test_help_prints_usage_parameters_and_example(args, wanted):
+    result = scoville(*args)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    for text in wanted:
+        assert text in result.stdout, (text, result.stdout)
+    if args[-2:-1] == ["verilog"] or (len(args) == 3 and args[0] == "verilog"):
+        assert "workload parameters" not in result.stdout
+
+
+def test_mistyped_option_suggests_only_this_commands_options(tmp_path):
+    result = scoville("verilog", "skid_buffer", "--widht", "8", "-o", "x.v", cwd=tmp_path)
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert "did you mean --width?" in line and "-o" in line, line
+    assert "--beats" not in line and "--stall" not in line, line     # bench-only workload options
+
+
+def test_json_failure_is_one_json_object(tmp_path):
+    result = scoville("bench", "skid_buffer", "--sim", "vcs", "--json", cwd=tmp_path)
+    assert result.returncode == 2
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "sim" in report["error"] and report["exit_status"] == 2, report
