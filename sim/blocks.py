@@ -8,7 +8,8 @@ from scoville.hw.burst import BurstSplitter, BurstSplitterParams
 from scoville.hw.axi_id import AXIIDAdapterParams, axi_id_adapter
 from scoville.hw.axi_mux import AXIMuxParams, axi_mux
 from scoville.hw.axil_decoder import AXILiteDecoderParams, axil_decoder
-from scoville.hw.testbench.axi_parts import axi_id_top
+from scoville.hw.axi_width import AXIWidthAdapterParams, axi_width_adapter
+from scoville.hw.testbench.axi_parts import axi_id_top, axi_width_top
 from scoville.hw.csr import CSRBankParams, csr_bank
 from scoville.hw.params import ParameterError, Params, param
 from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
@@ -111,6 +112,9 @@ BLOCKS = {block.name: block for block in [
     Block("axi_id", "AXI4 ID-width adapter: zero-extend to widen, per-direction remap table to narrow "
           "(same-ID order kept)", AXIIDAdapterParams, axi_id_top, "scoville.verif.tb_axi_parts",
           rtl=axi_id_adapter),
+    Block("axi_width", "AXI4 data-width adapter: upsizer (lane steering) or downsizer (a burst per manager "
+          "beat, R/B merged); INCR/WRAP/FIXED, narrow and unaligned transfers", AXIWidthAdapterParams,
+          axi_width_top, "scoville.verif.tb_axi_parts", rtl=axi_width_adapter),
     Block("noc", "2-D mesh NoC: wormhole VC routers (1 cycle + 1 link cycle per hop), credits, "
           "message classes on disjoint VCs", NoCParams, noc, "scoville.verif.tb_noc",
           bench_params=NoCBenchParams, rtl=noc_network),

@@ -10,6 +10,7 @@ from amaranth.lib import wiring
 from conftest import run_block
 from scoville.hw.axi_id import AXIIDAdapter, AXIIDAdapterParams
 from scoville.hw.axi_mux import AXIMux, AXIMuxParams
+from scoville.hw.axi_width import AXIWidthAdapter, AXIWidthAdapterParams
 from scoville.hw.axil_decoder import AXILiteDecoder, AXILiteDecoderParams
 from scoville.hw.params import ParameterError
 
@@ -25,6 +26,9 @@ DECODER = dict(addr_width=16, data_width=32, regions="0x0000+0x1000,0x1000+0x040
 # 16 manager IDs onto 2 subordinate IDs, at most 2 in flight per slot: heavy slot contention.
 ID_NARROW = dict(addr_width=16, data_width=32, s_id_width=4, m_id_width=1, max_outstanding=2)
 ID_WIDEN = dict(addr_width=16, data_width=64, s_id_width=2, m_id_width=5, max_outstanding=1)
+# 32-bit manager on a 128-bit subordinate and the reverse: 4 lane groups each way.
+UPSIZE = dict(addr_width=16, s_data_width=32, m_data_width=128, id_width=2, max_outstanding=4)
+DOWNSIZE = dict(addr_width=16, s_data_width=128, m_data_width=32, id_width=2, max_outstanding=4)
 
 
 def test_axi_mux():
@@ -38,6 +42,11 @@ def test_axil_decoder():
 @pytest.mark.parametrize("params", [ID_NARROW, ID_WIDEN], ids=["narrow", "widen"])
 def test_axi_id(params):
     run_block("axi_id", params, MODULE)
+
+
+@pytest.mark.parametrize("params", [UPSIZE, DOWNSIZE], ids=["up", "down"])
+def test_axi_width(params):
+    run_block("axi_width", params, MODULE)
 
 
 # ---- parameters and interfaces: pure Python -----------------------------------------------------
@@ -97,3 +106,23 @@ def test_id_adapter_widths(s, m, ok):
 def test_components_are_wiring_components():
     for part in (AXIMux(**MUX), AXIIDAdapter(**ID_NARROW), AXILiteDecoder(addr_width=16, regions=[(0, 0x100)])):
         assert isinstance(part, wiring.Component)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(s_data_width=32, m_data_width=32), r"^m_data_width: 32 equals s_data_width"),
+    (dict(s_data_width=48, m_data_width=32), r"^s_data_width: 48 is out of range \(accepted: a power of two in 8\.\.1024\)"),
+    (dict(s_data_width=32, m_data_width=2048), r"^m_data_width: 2048 is out of range"),
+    (dict(max_outstanding=0), r"^max_outstanding: 0 is out of range \(accepted: an integer in 1\.\.256\)"),
+])
+def test_width_params_rejected(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        AXIWidthAdapterParams(**kwargs)
+    with pytest.raises(ParameterError, match=message):
+        AXIWidthAdapter(**{**UPSIZE, **kwargs})
+
+
+def test_width_ports():
+    up, down = AXIWidthAdapter(**UPSIZE), AXIWidthAdapter(**DOWNSIZE)
+    assert up.upsizer and not down.upsizer
+    assert up.m_axi.signature.data_width == 128 and up.m_axi.signature.id_width == 0
+    assert down.s_axi.signature.data_width == 128 and down.s_axi.signature.id_width == 2

@@ -1,4 +1,4 @@
-"""cocotb tests of the shared AXI parts: ``axi_mux``, ``axil_decoder``, ``axi_id`` (and ``axi_width``).
+"""cocotb tests of the shared AXI parts: ``axi_mux``, ``axil_decoder``, ``axi_id``, ``axi_width``.
 
 One module for the family: each test runs on the block it names (``SCOVILLE_BLOCK``) and is
 skipped on the others. Third-party VIP drives every port: cocotbext-axi's ``AxiMaster`` /
@@ -164,16 +164,18 @@ class PartsTB(TB):
         return None
 
     async def run_manager(self, master, count, *, lo, hi, lanes, ram, ids, base=0, concurrency=4,
-                          what=""):
+                          what="", sizes=None):
         """``count`` random reads and writes through ``master`` into ``ram``'s ``lo..hi``,
-        up to ``concurrency`` at once, IDs drawn from ``range(ids)``."""
+        up to ``concurrency`` at once, IDs drawn from ``range(ids)``, ``AxSIZE`` from ``sizes``
+        (default: the full bus width)."""
         tasks, busy = [], []
 
         async def one(kind, offset, nbytes, ident):
             busy.append((offset, nbytes))
             try:
                 key = "awid" if kind == "write" else "arid"
-                await self.access(master, kind, base + offset, ram, offset, nbytes, what, **{key: ident})
+                extra = {"size": self.rng.choice(sizes)} if sizes else {}
+                await self.access(master, kind, base + offset, ram, offset, nbytes, what, **{key: ident}, **extra)
             finally:
                 busy.remove((offset, nbytes))
 
@@ -500,3 +502,34 @@ async def id_random_bursts(dut):
     assert tb.counts["slverr"] > 0, tb.counts
     if p["m_id_width"] < p["s_id_width"]:
         assert stats["max_slots"] == 1 << p["m_id_width"], f"never all remap slots busy: {stats}"
+
+
+# ---- axi_width -------------------------------------------------------------------------------
+
+@_for("axi_width")
+async def width_random_bursts(dut):
+    """Random reads and writes of every transfer size the manager allows (narrow transfers),
+    any alignment, 1..64 beats, several IDs, some into a SLVERR page, all channels stalled at
+    random; the memory checks every subordinate burst (4 KiB, WLAST, size). Upsizer: one
+    subordinate burst per manager burst; downsizer: one per manager beat."""
+    tb = PartsTB(dut)
+    p = tb.params
+    lanes, size = p["s_data_width"] // 8, 1 << p["addr_width"]
+    tb.check_axi("s_axi")
+    tb.check_axi("m_axi")
+    master = tb.pause_all(AxiMaster(AxiBus.from_prefix(dut, "s_axi"), tb.clk, tb.rst))
+    tb.memory("m_axi", size)
+    await tb.reset()
+    count = int(os.environ.get("SCOVILLE_AXI_OPS", "300"))
+    await tb.run_manager(master, count, lo=0, hi=size, lanes=lanes, ram=0, ids=1 << p["id_width"],
+                         concurrency=6, sizes=list(range((lanes - 1).bit_length() + 1)))
+    await ClockCycles(tb.clk, 10)
+    tb.check_memories()
+    transfers = {c.bus.name: c.transfers for c in tb.checkers}
+    dut._log.info(f"done in {tb.cycle} cycles: {tb.counts}, transfers {transfers}")
+    assert tb.counts["slverr"] > 0, tb.counts
+    for req, data in (("aw", "w"), ("ar", "r")):
+        s_bursts, s_beats, m_bursts = (transfers[f"s_axi_{req}"], transfers[f"s_axi_{data}"],
+                                       transfers[f"m_axi_{req}"])
+        want = s_bursts if p["m_data_width"] > p["s_data_width"] else s_beats
+        assert m_bursts == want, f"{req}: {m_bursts} subordinate bursts for {s_bursts} bursts of {s_beats} beats"

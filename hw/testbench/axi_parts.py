@@ -1,13 +1,16 @@
-"""Simulation tops of the shared AXI parts (``axi_id``; the deliverables are in ``hw/axi_*.py``)."""
+"""Simulation tops of the shared AXI parts (``axi_id``, ``axi_width``; the deliverables are in
+``hw/axi_*.py``)."""
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from ..axi_id import axi_id_adapter
+from ..axi import AXI4Signature
+from ..axi_id import AXIIDAdapter, axi_id_adapter
+from ..axi_width import axi_width_adapter
 
 
-__all__ = ["Clocked", "axi_id_top"]
+__all__ = ["Clocked", "axi_id_top", "WidthAdapterTop", "axi_width_top"]
 
 
 class Clocked(wiring.Component):
@@ -41,3 +44,39 @@ class Clocked(wiring.Component):
 def axi_id_top(**params):
     """The ``axi_id`` block's simulation top: the adapter inside :class:`Clocked`."""
     return Clocked(part=axi_id_adapter(**params))
+
+
+class WidthAdapterTop(wiring.Component):
+    """The width adapter with a 1-bit (always zero) ID on ``m_axi``, added by an
+    :class:`~scoville.hw.axi_id.AXIIDAdapter` (zero-extension, no logic): AXI VIP needs ID
+    ports. Timing: the adapter's.
+
+    Members
+    -------
+    s_axi : In(AXI4Signature)
+        The adapter's manager port.
+    m_axi : Out(AXI4Signature(id_width=1))
+        The adapter's subordinate port with ``AWID``/``ARID`` = 0.
+    """
+
+    def __init__(self, *, adapter):
+        self._adapter = adapter
+        sig = adapter.m_axi.signature
+        self._ids = AXIIDAdapter(addr_width=sig.addr_width, data_width=sig.data_width, s_id_width=0,
+                                 m_id_width=1)
+        super().__init__({"s_axi": adapter.signature.members["s_axi"],
+                          "m_axi": Out(AXI4Signature(addr_width=sig.addr_width, data_width=sig.data_width,
+                                                     id_width=1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.adapter, m.submodules.ids = self._adapter, self._ids
+        wiring.connect(m, wiring.flipped(self.s_axi), self._adapter.s_axi)
+        wiring.connect(m, self._adapter.m_axi, self._ids.s_axi)
+        wiring.connect(m, self._ids.m_axi, wiring.flipped(self.m_axi))
+        return m
+
+
+def axi_width_top(**params):
+    """The ``axi_width`` block's simulation top (:class:`WidthAdapterTop`)."""
+    return WidthAdapterTop(adapter=axi_width_adapter(**params))
