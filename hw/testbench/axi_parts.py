@@ -10,7 +10,7 @@ from ..axi_id import AXIIDAdapter, axi_id_adapter
 from ..axi_width import axi_width_adapter
 
 
-__all__ = ["Clocked", "axi_id_top", "WidthAdapterTop", "axi_width_top"]
+__all__ = ["Clocked", "axi_id_top", "WithSubordinateID", "axi_width_top"]
 
 
 class Clocked(wiring.Component):
@@ -42,25 +42,28 @@ class Clocked(wiring.Component):
 
 
 def axi_id_top(**params):
-    """The ``axi_id`` block's simulation top: the adapter inside :class:`Clocked`."""
-    return Clocked(part=axi_id_adapter(**params))
+    """The ``axi_id`` block's simulation top: the adapter inside :class:`Clocked`, and with a
+    1-bit ``m_axi`` ID (:class:`WithSubordinateID`) when it narrows to no ID at all."""
+    adapter = axi_id_adapter(**params)
+    return Clocked(part=WithSubordinateID(part=adapter) if params["m_id_width"] == 0 else adapter)
 
 
-class WidthAdapterTop(wiring.Component):
-    """The width adapter with a 1-bit (always zero) ID on ``m_axi``, added by an
+class WithSubordinateID(wiring.Component):
+    """``part`` (a width adapter, an ID adapter to 0 bits) with a 1-bit (always zero) ID on its
+    ID-less ``m_axi``, added by an
     :class:`~scoville.hw.axi_id.AXIIDAdapter` (zero-extension, no logic): AXI VIP needs ID
     ports. Timing: the adapter's.
 
     Members
     -------
     s_axi : In(AXI4Signature)
-        The adapter's manager port.
+        The part's manager port.
     m_axi : Out(AXI4Signature(id_width=1))
-        The adapter's subordinate port with ``AWID``/``ARID`` = 0.
+        The part's subordinate port with ``AWID``/``ARID`` = 0.
     """
 
-    def __init__(self, *, adapter):
-        self._adapter = adapter
+    def __init__(self, *, part):
+        self._adapter = adapter = part
         sig = adapter.m_axi.signature
         self._ids = AXIIDAdapter(addr_width=sig.addr_width, data_width=sig.data_width, s_id_width=0,
                                  m_id_width=1)
@@ -78,5 +81,5 @@ class WidthAdapterTop(wiring.Component):
 
 
 def axi_width_top(**params):
-    """The ``axi_width`` block's simulation top (:class:`WidthAdapterTop`)."""
-    return WidthAdapterTop(adapter=axi_width_adapter(**params))
+    """The ``axi_width`` block's simulation top (:class:`WithSubordinateID`)."""
+    return WithSubordinateID(part=axi_width_adapter(**params))
