@@ -22,7 +22,7 @@ vector on the ``s_desc`` stream port, word ``k`` at bits ``[32k, 32k+32)``)::
     w7  status   address of the 8-byte completion status (0: none); 8-byte aligned
 """
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import Mux, unsigned
 from amaranth.lib import data, enum
 
 __all__ = ["Op", "Flag", "Err", "Layout", "Descriptor", "Status", "Geometry", "DESC_BYTES", "MAX_POOLS",
@@ -92,6 +92,10 @@ class Descriptor(data.Struct):
     d: unsigned(32)
     e: unsigned(32)
     status: unsigned(32)
+
+    def layer_count(self):
+        """Layers the descriptor covers (the ``layers`` field, 0 meaning 1)."""
+        return Mux(self.layers == 0, 1, self.layers)
 
 
 class HeadRange(data.Struct):
