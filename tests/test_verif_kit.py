@@ -77,3 +77,22 @@ def test_outputs_resolved_after_reset(sim, name):
         block = BLOCKS[name]
         params = block.configure().as_dict()
     run(block, params, module="scoville.verif.tb_ports", sim=sim)
+
+
+@pytest.mark.icarus
+def test_waveforms_are_listed_in_pytest_summary(icarus):
+    """WAVES=1: each test's waveform file (FST on Icarus) is named in pytest's summary without
+    -s, and holds a trace."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+                             "tests/test_skid_buffer.py::test_skid_buffer[icarus-8]"],
+                            cwd=Path(__file__).parent.parent, env={**os.environ, "WAVES": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    lines = [l for l in result.stdout.splitlines() if l.startswith("tests/test_skid_buffer.py::") and ": /" in l]
+    assert lines, result.stdout[-3000:]
+    wave = Path(lines[0].split(": ", 1)[1])
+    assert wave.suffix == ".fst" and wave.stat().st_size > 100, wave
