@@ -4,7 +4,7 @@ Arithmetic: int8 x int8 products summed exactly and wrapped to int32 (two's comp
 optional int32 bias, and requantisation ``sat8(round_shift((c + bias) * mult, shift))`` with a
 signed 16-bit per-column multiplier and a round-half-up arithmetic right shift.
 
-Cycles: :func:`scalesim_cycles` gives the no-overlap SCALE-Sim counts the issue quotes;
+Cycles: :func:`scalesim_cycles` gives the no-overlap SCALE-Sim counts (Samajdar et al., ISPASS 2020);
 :func:`ws_schedule` / :func:`os_schedule` give the cycle at which the overlapped design issues
 every tile, which the RTL must match exactly.
 """
@@ -55,7 +55,7 @@ def requant_ref(c, bias=None, mult=None, shift=None, *, bias_en=False, requant_e
 
 
 def scalesim_cycles(rows, cols, m, k, n, dataflow):
-    """No-overlap cycle count of SCALE-Sim for one GEMM (the issue's formulas)."""
+    """No-overlap cycle count of SCALE-Sim for one GEMM (the published SCALE-Sim formulas)."""
     if dataflow == "ws":
         return math.ceil(k / rows) * math.ceil(n / cols) * (2 * rows + cols + m - 2)
     return math.ceil(m / rows) * math.ceil(n / cols) * (rows + cols + k - 2)

@@ -1,7 +1,8 @@
 """Independent model of one HBM pseudo-channel: stores data and checks every timing constraint.
 
-Written from the public figures in ``shared/reference/hbm-timing.md`` (Ramulator 2.1 HBM2/HBM3
-presets, JEDEC-derived), with its own table below: it shares no code or constants with
+Written from the public figures of the JEDEC-derived HBM2/HBM3 presets of Ramulator 2.1
+(``python/ramulator/dram/hbm2.py``, ``hbm3.py``, github.com/CMU-SAFARI/ramulator2), with its
+own table below: it shares no code or constants with
 ``hw/hbm``. It watches the command/data bus between controller and device (the ``mon_*`` ports of
 the ``hbm`` block) and checks, per command:
 

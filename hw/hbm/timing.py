@@ -1,8 +1,7 @@
 """HBM organisation and timing presets, and the parameter set of the ``hbm`` block.
 
 Every timing is in controller clock cycles (tCK). The presets follow the JEDEC-derived figures of
-Ramulator 2.1 (``python/ramulator/dram/hbm2.py``, ``hbm3.py``) as collected in
-``shared/reference/hbm-timing.md``; where DRAMsim3's ``configs/HBM2_8Gb_x128.ini`` differs the
+Ramulator 2.1 (``python/ramulator/dram/hbm2.py``, ``hbm3.py``, github.com/CMU-SAFARI/ramulator2); where DRAMsim3's ``configs/HBM2_8Gb_x128.ini`` differs the
 comment says so. A preset is a frozen dataclass: ``dataclasses.replace`` overrides any field, and
 :meth:`HBMTiming.check` rejects inconsistent sets.
 
@@ -99,15 +98,15 @@ class HBMTiming(Params):
 
 
 # HBM2-2000 (tCK 1.0 ns), 8 Gb die, pseudo-channel mode. Source: Ramulator 2.1
-# python/ramulator/dram/hbm2.py preset, via shared/reference/hbm-timing.md. tRFC 350 ns is the 8 Gb
+# HBM2 preset (github.com/CMU-SAFARI/ramulator2). tRFC 350 ns is the 8 Gb
 # figure (4 Gb: 260 ns). DRAMsim3 HBM2_8Gb_x128.ini differs: tFAW 30, tCCD_L 2, tRRD_L 6, tRFC 260.
 # Per-bank refresh figures are not in that table: tRFCpb 160 and tRREFD 8 are JEDEC-typical values
 # (assumption, named as such here and in docs/hbm.md).
 HBM2_2000 = HBMTiming()
 
 # HBM3-6400 (tCK 0.625 ns), 16 Gb die, 8-high. Source: Ramulator 2.1 python/ramulator/dram/hbm3.py
-# preset, via shared/reference/hbm-timing.md. tRFC: the reference gives 260-550 ns by density; 350 ns
-# (560 cycles) is taken for 16 Gb. tRFCpb 320 cycles is the reference's per-bank figure.
+# preset. tRFC: JEDEC gives 260-550 ns by density; 350 ns
+# (560 cycles) is taken for 16 Gb. tRFCpb 320 cycles is the preset's per-bank figure.
 HBM3_6400 = HBMTiming(
     tck_ps=625, bank_groups=4, banks_per_group=4, rows=16384, columns=32, pc_width=32, burst=2,
     cl=20, cwl=10, trcd_rd=31, trcd_wr=15, trp=26, tras=45, trc=72, twr=33, trtp=9,
