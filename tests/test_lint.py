@@ -1,5 +1,5 @@
 """Every registered block's Verilog passes `verilator --lint-only`, and `-Wall` with the
-recorded waivers below."""
+waivers of ``sim.elaborate.WALL_WAIVERS`` (the ones the README gives to users)."""
 
 import os
 import subprocess
@@ -7,14 +7,9 @@ import subprocess
 import pytest
 
 from scoville.sim.blocks import BLOCKS
-from scoville.sim.elaborate import elaborate
+from scoville.sim.elaborate import WALL_WAIVERS, elaborate
 from scoville.sim.runner import setup_verilator_env
 
-# -Wall findings that are properties of Amaranth's output, not defects:
-#  PROCASSINIT  - registers carry their reset value as a declaration initialiser (FPGA init);
-#  UNUSEDSIGNAL - Amaranth keeps internal aliases of ports and unused slices of wide signals;
-#  DECLFILENAME - one generated file may hold several modules.
-WALL_WAIVERS = ["-Wno-PROCASSINIT", "-Wno-UNUSEDSIGNAL", "-Wno-DECLFILENAME"]
 
 # Blocks whose default configuration takes minutes to elaborate are linted in a smaller one
 # (a 2x2 mesh of corner routers; the 5-port interior router is linted as block noc_router).
@@ -36,3 +31,10 @@ def test_verilog_lints(name):
     assert plain.returncode == 0, f"verilator --lint-only {path}:\n{plain.stdout[-3000:]}"
     wall = _lint(path, "-Wall", *WALL_WAIVERS)
     assert wall.returncode == 0, f"verilator --lint-only -Wall (waivers {WALL_WAIVERS}) {path}:\n{wall.stdout[-3000:]}"
+
+
+def test_readme_gives_the_wall_waivers():
+    """The README's lint command is the one this test runs (a waiver added here must be documented)."""
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"verilator --lint-only -Wall {' '.join(WALL_WAIVERS)} FILE.v" in readme
