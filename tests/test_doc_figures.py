@@ -1,0 +1,60 @@
+"""Figures quoted in README.md and docs/ re-measured by the command written next to them.
+
+Each entry names the document, the text that quotes the figure, the command the document gives
+for it, the result field and its value. The test fails when the quote or the command is no
+longer in the document, or when the command no longer gives the figure: a figure cannot drift
+from its design silently. Only cheap figures (under a minute each on a built model) are here;
+the long ones are in ``make bench`` (``scoville.sim.bench.SUITE``).
+"""
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Figure:
+    doc: str          # file, relative to the repository
+    quote: str        # text of the document that states the figure
+    command: str      # the `scoville ...` command the document gives (without --json)
+    key: str          # field of the command's JSON result
+    value: object     # the figure
+
+    def __str__(self):
+        return f"{self.doc}:{self.key}={self.value}"
+
+
+GEMM_64 = "scoville bench gemm --rows 8 --cols 8 --dataflow ws --m 64 --k 64 --n 64"
+
+FIGURES = [
+    Figure("docs/gemm.md", "| 64 x 64 x 64 | 8x8 WS | **4 122** | 4 096 | 99.4% | 4 122 |", GEMM_64, "cycles", 4122),
+    Figure("docs/gemm.md", "| 64 x 64 x 64 | 8x8 WS | **4 122** | 4 096 | 99.4% | 4 122 |", GEMM_64, "model_cycles", 4122),
+    Figure("README.md", "64x64x64 on 8x8 WS in 4 122 cycles",
+           "scoville bench gemm --rows 8 --cols 8 --m 64 --k 64 --n 64", "cycles", 4122),
+]
+
+
+def _result(command):
+    args = command.split()[1:] + ["--json"]
+    run = subprocess.run([sys.executable, "-m", "scoville.sim.cli", *args], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.returncode == 0, f"{command}: {run.stderr[-2000:]}"
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("figure", FIGURES, ids=str)
+def test_quoted_figure_reproduces(figure):
+    text = (REPO / figure.doc).read_text()
+    assert figure.quote in text, f"{figure.doc} no longer quotes {figure.quote!r}: update FIGURES with the doc"
+    assert figure.command in text, f"{figure.doc} does not give the command {figure.command!r} next to its figure"
+    result = _result(figure.command)
+    assert result.get("correct", True) is True, result
+    measured = result[figure.key]
+    assert measured == figure.value, (f"{figure.doc} quotes {figure.key} = {figure.value} "
+                                      f"but `{figure.command}` now gives {measured}")
