@@ -77,6 +77,14 @@ class PartsTB(TB):
         self.add_ram(mem, size, **kwargs)
         return mem
 
+    def one_to_one(self, size):
+        """A part between ``s_axi`` and ``m_axi``: checkers on both, a stalling ``AxiMaster``
+        on ``s_axi``, a :meth:`memory` of ``size`` bytes on ``m_axi``."""
+        self.check_axi("s_axi")
+        self.check_axi("m_axi")
+        master = self.pause_all(AxiMaster(AxiBus.from_prefix(self.dut, "s_axi"), self.clk, self.rst))
+        return master, self.memory("m_axi", size)
+
     def lite_ram(self, prefix, size, **kwargs):
         """An ``AxiLiteRam`` on AXI4-Lite port ``prefix`` with random stalls."""
         ram = self.pause_all(AxiLiteRam(AxiLiteBus.from_prefix(self.dut, prefix), self.clk, self.rst, size=size))
@@ -484,10 +492,7 @@ async def id_random_bursts(dut):
     tb = PartsTB(dut)
     p = tb.params
     lanes, size = p["data_width"] // 8, 1 << p["addr_width"]
-    tb.check_axi("s_axi")
-    tb.check_axi("m_axi")
-    master = tb.pause_all(AxiMaster(AxiBus.from_prefix(dut, "s_axi"), tb.clk, tb.rst))
-    ram = tb.memory("m_axi", size)
+    master, ram = tb.one_to_one(size)
     stats = {"max_slots": 0}
     cocotb.start_soon(_id_monitor(dut, p, stats))
     await tb.reset()
@@ -516,10 +521,7 @@ async def width_random_bursts(dut):
     tb = PartsTB(dut)
     p = tb.params
     lanes, size = p["s_data_width"] // 8, 1 << p["addr_width"]
-    tb.check_axi("s_axi")
-    tb.check_axi("m_axi")
-    master = tb.pause_all(AxiMaster(AxiBus.from_prefix(dut, "s_axi"), tb.clk, tb.rst))
-    tb.memory("m_axi", size)
+    master, _ = tb.one_to_one(size)
     await tb.reset()
     count = int(os.environ.get("SCOVILLE_AXI_OPS", "300"))
     await tb.run_manager(master, count, lo=0, hi=size, lanes=lanes, ram=0, ids=1 << p["id_width"],
