@@ -51,6 +51,12 @@ def test_axi_width(params):
     run_block("axi_width", params, MODULE)
 
 
+@pytest.mark.icarus
+def test_axi_mux_icarus(icarus):
+    """The second simulator on the mux, fewer operations."""
+    run_block("axi_mux", MUX, MODULE, sim=icarus, testcase=r"\.mux_", env={"SCOVILLE_AXI_OPS": "40"})
+
+
 # ---- parameters and interfaces: pure Python -----------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, name", [

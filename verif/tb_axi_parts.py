@@ -536,3 +536,28 @@ async def width_random_bursts(dut):
                                        transfers[f"m_axi_{req}"])
         want = s_bursts if p["m_data_width"] > p["s_data_width"] else s_beats
         assert m_bursts == want, f"{req}: {m_bursts} subordinate bursts for {s_bursts} bursts of {s_beats} beats"
+
+
+@_for("axi_width")
+async def width_address_latency(dut):
+    """No stalls: the subordinate's AR/AW is offered in the cycle of the manager's handshake
+    (upsizer: requests pass through) or the cycle after (downsizer: registered walker), the
+    docstring's 0 and 1 cycles."""
+    tb = PartsTB(dut, stall=0)
+    p = tb.params
+    lanes = p["s_data_width"] // 8
+    master, _ = tb.one_to_one(1 << p["addr_width"])
+    await tb.reset()
+    want = 0 if p["m_data_width"] > p["s_data_width"] else 1
+    for kind, ch in (("read", "ar"), ("write", "aw")):
+        task = cocotb.start_soon(tb.access(master, kind, 0x100, 0, 0x100, 2 * lanes))
+        handshake = offered = None
+        while not task.done():
+            await RisingEdge(tb.clk)
+            if handshake is None and _handshake(dut, "s_axi", ch):
+                handshake = tb.cycle
+            if offered is None and _value(getattr(dut, f"m_axi_{ch}valid")):
+                offered = tb.cycle      # seen at this edge: driven since the edge before
+        await task
+        assert offered - handshake == want, \
+            f"{ch}: manager handshake at edge {handshake}, subordinate valid first seen at edge {offered}"
