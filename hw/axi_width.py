@@ -113,8 +113,9 @@ class _Downsizer(wiring.Component):
 
     def _walker(self, m, req, fifos, group_of):
         """Registered walker over the manager bursts of channel ``req``: one narrow burst per
-        manager beat on ``m_axi``; pushes ``(first group, beats - 1, last manager beat)`` into
-        ``fifos`` for each."""
+        manager beat on ``m_axi``, issued while every FIFO of ``fifos`` has room. Returns
+        ``(issued, first lane group, beats - 1, last manager beat)`` of the current part for
+        the caller to push."""
         s, sub = self.s_axi, self.m_axi
         nsize = (self._mw // 8 - 1).bit_length()
         held = {f: Signal.like(getattr(s, req + f), name=f"{req}_held_{f}") for f in s.signature.fields(req)}
@@ -138,8 +139,6 @@ class _Downsizer(wiring.Component):
                      getattr(sub, req + "valid").eq(busy & space),
                      getattr(s, req + "ready").eq(~busy)]
         issued = busy & space & getattr(sub, req + "ready")
-        for f in fifos:
-            m.d.comb += [f.w_en.eq(issued), f.w_data.eq(Cat(group_of(cur), beats_minus_1, last))]
         with m.If(~busy & getattr(s, req + "valid")):
             m.d.sync += [busy.eq(1), beat.eq(0)]
             m.d.sync += [held[f].eq(getattr(s, req + f)) for f in held]
@@ -147,6 +146,7 @@ class _Downsizer(wiring.Component):
             m.d.sync += [beat.eq(beat + 1), cur.eq(_next_address(cur, size, held["len"], held["burst"]))]
             with m.If(last):
                 m.d.sync += busy.eq(0)
+        return issued, group_of(cur), beats_minus_1, last
 
     def elaborate(self, platform):
         m = Module()
@@ -162,10 +162,13 @@ class _Downsizer(wiring.Component):
         m.submodules.w_info = w_info = SyncFIFO(width=entry, depth=self._depth)
         m.submodules.b_info = b_info = SyncFIFO(width=1, depth=self._depth)
         m.submodules.r_info = r_info = SyncFIFO(width=entry, depth=self._depth)
-        self._walker(m, "aw", [w_info, b_info], group_of)
-        # b_info holds only the `last manager beat` flag: the top bit of the entry.
-        m.d.comb += b_info.w_data.eq(w_info.w_data[-1])
-        self._walker(m, "ar", [r_info], group_of)
+        # w_info / r_info: (first lane group, beats - 1, last manager beat) per part; b_info: the
+        # last flag only.
+        issued, group, count, last = self._walker(m, "aw", [w_info, b_info], group_of)
+        m.d.comb += [w_info.w_en.eq(issued), w_info.w_data.eq(Cat(group, count, last)),
+                     b_info.w_en.eq(issued), b_info.w_data.eq(last)]
+        issued, group, count, last = self._walker(m, "ar", [r_info], group_of)
+        m.d.comb += [r_info.w_en.eq(issued), r_info.w_data.eq(Cat(group, count, last))]
 
         # W: each manager beat is sent as the narrow beats of its burst, lane group by group.
         w_group, w_count = w_info.r_data[:gbits], w_info.r_data[gbits:gbits + 8]
