@@ -62,10 +62,9 @@ class BurstSplitter(wiring.Component):
     ``t + 2``; after a burst transfers at cycle ``u`` the request's next burst is offered at
     ``u + 2`` (the burst length is registered: boundary distance, ``max_beats`` and the beats
     left are a chain of carry chains), and after its last burst the next request is accepted at
-    ``u + 1``. With a ready sink and a waiting source, a request of ``k`` bursts therefore takes
-    ``2 * k + 1`` cycles: one burst per 2 cycles, at most ``2 * max_beats`` beats' worth of
-    address cycles per ``max_beats`` data beats, so the splitter never limits a data channel
-    carrying bursts of 2 beats or more.
+    ``u + 1``. With an always-ready sink and a waiting source, a request of ``k`` bursts takes
+    exactly ``2 * k + 1`` cycles (an empty request 1 cycle): one burst per 2 cycles, so the
+    splitter never limits a data channel whose bursts average 2 beats or more.
 
     Parameters
     ----------
@@ -86,8 +85,9 @@ class BurstSplitter(wiring.Component):
     Members
     -------
     i : In(stream.Signature(request_layout(...)))
-        Requests ``{addr, length, user}``, valid/ready. ``i.ready`` is high exactly when no
-        request is in progress (a registered state: it does not depend on ``i.valid``).
+        Requests ``{addr, length, user}`` (no ``user`` field when ``user_width`` is 0), valid/ready.
+        ``i.ready`` is high exactly when no request is in progress (a registered state: it does
+        not depend on ``i.valid``).
     o : Out(stream.Signature(burst_layout(...)))
         Bursts ``{addr, beats, first, last, user}`` in address order, valid/ready; payload stable
         while ``o.valid & ~o.ready``. ``o.ready`` may depend on ``o.valid`` and on the payload
@@ -100,8 +100,12 @@ class BurstSplitter(wiring.Component):
 
     def __init__(self, *, addr_width=32, data_width=64, max_beats=256, boundary=AXI_PAGE, length_width=32,
                  user_width=0):
-        self._p = BurstSplitterParams(addr_width=addr_width, data_width=data_width, max_beats=max_beats,
-                                      boundary=boundary, length_width=length_width, user_width=user_width)
+        try:
+            self._p = BurstSplitterParams(addr_width=addr_width, data_width=data_width, max_beats=max_beats,
+                                          boundary=boundary, length_width=length_width, user_width=user_width)
+        except ParameterError:
+            self._MustUse__silence = True   # never constructed: no unused-elaboratable warning
+            raise
         super().__init__({
             "i": In(stream.Signature(request_layout(addr_width=addr_width, length_width=length_width,
                                                     user_width=user_width))),

@@ -7,7 +7,7 @@ from amaranth.utils import exact_log2
 
 from ..axi import AXI4LiteSignature
 from ..csr import CSRBlock, Register
-from .descriptors import DESC_BYTES, POOL_FIELDS, Descriptor, Err, Flag, Geometry, HeadRange, Layout, Op, Status, \
+from .descriptors import DESC_BYTES, PAIR_BYTES, POOL_FIELDS, STATUS_BYTES, TABLE_ENTRY_BYTES, Descriptor, Err, Flag, Geometry, HeadRange, Layout, Op, Status, \
     csr_names, pool_reg
 from .links import ITEM_WIDTH, BBeatSignature, ErrorSignature, RBeatSignature, address_layout, pool_config_layout, \
     w_beat_layout
@@ -16,7 +16,6 @@ from .links import ITEM_WIDTH, BBeatSignature, ErrorSignature, RBeatSignature, a
 __all__ = ["Control", "csr_registers"]
 
 MAX_BLOCK_SIZE_LOG2 = 8     # 256-token blocks
-STATUS_BYTES = 8            # the completion status word
 
 
 def csr_registers(pools):
@@ -128,12 +127,14 @@ class Control(wiring.Component):
                    else Array(getattr(csr, pool_reg(k, f)) for k in range(self._pools))[desc.pool])
                for f in POOL_FIELDS}
         head_bad = Signal()
+        status_misaligned = desc.status[:exact_log2(STATUS_BYTES)] != 0
         op_bad, cfg_bad, base_bad, pool_bad = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [
             op_bad.eq((desc.op > Op.FILL) | (to_stream & ~is_g)),
             pool_bad.eq(planar & (desc.pool >= self._pools)),
             cfg_bad.eq(planar & (pool.geometry.block_size_log2 > MAX_BLOCK_SIZE_LOG2)),
-            base_bad.eq((desc.status[:3] != 0) | ((is_g | is_a) & (desc.a[:2] != 0)) | (is_bc & (desc.a[:3] != 0))),
+            base_bad.eq(status_misaligned | ((is_g | is_a) & (desc.a[:exact_log2(TABLE_ENTRY_BYTES)] != 0))
+                        | (is_bc & (desc.a[:exact_log2(PAIR_BYTES)] != 0))),
         ]
 
         halted = Signal()
@@ -225,7 +226,7 @@ class Control(wiring.Component):
                 with m.If(op_bad | pool_bad | cfg_bad | base_bad | head_bad):
                     with m.If(~err):
                         bad_addr = Mux(op_bad | pool_bad | cfg_bad | ~base_bad, 0,
-                                       Mux(desc.status[:3] != 0, desc.status, desc.a))
+                                       Mux(status_misaligned, desc.status, desc.a))
                         raise_error(Mux(op_bad, Err.BAD_OPCODE, Mux(pool_bad, Err.BAD_POOL,
                                     Mux(cfg_bad, Err.BAD_CONFIG, Mux(base_bad, Err.MISALIGNED, Err.HEAD_RANGE)))),
                                     bad_addr)
@@ -239,7 +240,7 @@ class Control(wiring.Component):
             with m.State("DRAIN"):
                 with m.If(self.mover_idle & self.gen_done & self.prefetch_idle):
                     # a misaligned status address is reported in the CSRs only
-                    with m.If((desc.status != 0) & (desc.status[:3] == 0)):
+                    with m.If((desc.status != 0) & ~status_misaligned):
                         m.d.sync += [self.aw.valid.eq(1), self.w.valid.eq(1)]
                         m.next = "STATUS"
                     with m.Else():

@@ -25,7 +25,8 @@ vector on the ``s_desc`` stream port, word ``k`` at bits ``[32k, 32k+32)``)::
 from amaranth.hdl import Mux, unsigned
 from amaranth.lib import data, enum
 
-__all__ = ["Op", "Flag", "Err", "Layout", "Descriptor", "Status", "Geometry", "DESC_BYTES", "MAX_POOLS",
+__all__ = ["Op", "Flag", "Err", "Layout", "Descriptor", "Status", "Geometry", "DESC_BYTES", "TABLE_ENTRY_BYTES",
+           "PAIR_BYTES", "STATUS_BYTES", "MAX_POOLS",
            "POOL_FIELDS", "CSR_NAMES", "csr_names", "csr_address", "pool_reg", "geometry_word", "pack_descriptor",
            "unpack_descriptor", "status_word", "head_range_word", "HeadRange"]
 
@@ -124,6 +125,9 @@ class Geometry(data.Struct):
 
 
 DESC_BYTES = 32
+TABLE_ENTRY_BYTES = 4   # a block-table entry: one 32-bit block id (0xFFFFFFFF: skip)
+PAIR_BYTES = 8          # a BLOCK_COPY pair-list entry: source id, destination id
+STATUS_BYTES = 8        # the completion status word (8-byte aligned)
 
 # CSR map: register k at byte offset 4k. Global registers first, then pool k's eight registers
 # at 16 + 8k (13..15 are reserved and read 0). See hw.kvdma.engine.KVDMA for each field.

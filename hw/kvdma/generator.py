@@ -5,7 +5,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .descriptors import Descriptor, Err, Flag, HeadRange, Layout, Op
+from .descriptors import PAIR_BYTES, TABLE_ENTRY_BYTES, Descriptor, Err, Flag, HeadRange, Layout, Op
 from .links import LENGTH_WIDTH, ErrorSignature, RBeatSignature, address_layout, pool_config_layout, \
     read_segment_layout, table_beat_layout, write_segment_layout
 
@@ -90,6 +90,7 @@ class Generator(wiring.Component):
         addr_w, dw = self._aw, self._dw
         B = dw // 8
         lgB = exact_log2(B)
+        lg_entry, lg_pair = exact_log2(TABLE_ENTRY_BYTES), exact_log2(PAIR_BYTES)
         desc, pool, err = self.desc, self.pool, self.flush
         bs_log2, hnd = pool.geometry.block_size_log2, pool.geometry.layout == Layout.HND
         bs_mask, ts, nb = pool.block_mask, pool.token_stride, pool.num_blocks
@@ -155,9 +156,9 @@ class Generator(wiring.Component):
         m.d.comb += row_len.eq(Mux(sub, sub_len, ts))
         t_cnt, t_off, t_sub = Signal(9), Signal(addr_w), Signal(addr_w)
         more_tokens = is_g & sub & (t_cnt + 1 < ntok)
-        word_idx = waddr[2:lgB]
-        table_word = Signal(max(1, lgB - 2))
-        m.d.comb += table_word.eq(desc.a[2:lgB] + j)
+        word_idx = waddr[lg_entry:lgB]              # the entry (a pair's first id) in the cached beat
+        table_word = Signal(max(1, lgB - lg_entry))  # the entry in the prefetched beat
+        m.d.comb += table_word.eq(desc.a[lg_entry:lgB] + j)
 
         push, push_last = Signal(), Signal()
         m.d.comb += [
@@ -244,17 +245,17 @@ class Generator(wiring.Component):
                     with m.Else():
                         m.next = "FLUSH"
                 with m.Elif(is_g | is_a):
-                    m.d.sync += [waddr.eq(desc.a + (idx << 2)),
+                    m.d.sync += [waddr.eq(desc.a + (idx << lg_entry)),
                                  mul_a.eq(Mux(is_g, ntok, pos & bs_mask)), mul_b.eq(Mux(is_g, row_len, ts))]
                     with m.If(idx >= desc.d):
-                        raise_error(Err.POS_RANGE, desc.a + (idx << 2))
+                        raise_error(Err.POS_RANGE, desc.a + (idx << lg_entry))
                         m.next = "STOP"
                     with m.Elif(is_g):
                         m.next = "TBL"
                     with m.Else():
                         m.next = "LOOKUP"
                 with m.Elif(is_bc):
-                    m.d.sync += waddr.eq(desc.a + (j << 3))
+                    m.d.sync += waddr.eq(desc.a + (j << lg_pair))
                     m.next = "LOOKUP"
                 with m.Elif(desc.op == Op.COPY):
                     m.d.sync += [s_src.eq(scur), s_dst.eq(dcur), s_len.eq(desc.count), s_fill.eq(0)]
@@ -265,7 +266,7 @@ class Generator(wiring.Component):
             with m.State("TBL"):
                 # GATHER walks its table in order: entries come from the prefetch FIFO, whose
                 # beat is taken once its last entry is used (or the table ends, or on an error).
-                m.d.comb += self.table.ready.eq((table_word == B // 4 - 1) | (j + 1 == self.fetch_entries)
+                m.d.comb += self.table.ready.eq((table_word == B // TABLE_ENTRY_BYTES - 1) | (j + 1 == self.fetch_entries)
                                                 | self.table.payload.err | err)
                 with m.If(self.table.valid):
                     m.d.sync += [x0.eq(self.table.payload.data.word_select(table_word, 32)), x1.eq(0)]

@@ -5,13 +5,13 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
+from .descriptors import TABLE_ENTRY_BYTES
 from .links import RBeatSignature, address_layout, table_beat_layout
 
 
 __all__ = ["TablePrefetch", "TABLE_BEATS"]
 
 TABLE_BEATS = 8     # prefetch FIFO depth (beats); also the reads in flight it allows
-ENTRY_BYTES = 4     # block-table entries are 32-bit block ids
 
 
 class TablePrefetch(wiring.Component):
@@ -22,7 +22,7 @@ class TablePrefetch(wiring.Component):
     read is issued (as for data), so R is always accepted. The lookup latency is then hidden
     behind the data of earlier blocks even for 1-token blocks. Throughput: one AR per cycle
     while there is room; a plane's ``ceil((table % bus_bytes + 4 * entries) / bus_bytes)``
-    beats, then the next plane restarts at the table's first beat.
+    beats (4-byte entries), then the next plane restarts at the table's first beat.
 
     Parameters
     ----------
@@ -70,7 +70,7 @@ class TablePrefetch(wiring.Component):
 
         plane_beats = Signal(32)
         m.d.comb += plane_beats.eq(Mux(self.entries == 0, 0,
-                                       ((self.table & (B - 1)) + (self.entries << exact_log2(ENTRY_BYTES)) + (B - 1)) >> lg_beat))
+                                       ((self.table & (B - 1)) + (self.entries << exact_log2(TABLE_ENTRY_BYTES)) + (B - 1)) >> lg_beat))
         left, planes = Signal(32), Signal(32)       # beats of this plane to read, planes after it
         addr = Signal(self._aw)
         reserved = Signal(range(TABLE_BEATS + 1))   # beats queued or read in flight
