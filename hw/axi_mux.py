@@ -56,7 +56,8 @@ class AXIMux(wiring.Component):
     W channel is held by the manager at its head until that manager's beat with ``WLAST`` (the
     W bursts go out in AW order, never interleaved). An AW is not accepted while the FIFO is
     full, so at most ``write_queue`` write bursts are between AW handshake and last W beat.
-    W waits for its AW (allowed: a subordinate may wait for AW before taking W). ``WLAST`` is
+    W waits for its AW (allowed: a subordinate may wait for AW before taking W); a manager slow
+    to deliver its W beats holds up the W bursts of AWs accepted after its own. ``WLAST`` is
     the manager's: a manager whose ``WLAST`` disagrees with its ``AWLEN`` breaks the bus, as it
     would on a direct connection.
 

@@ -249,7 +249,10 @@ class AXIWidthAdapter(wiring.Component):
     ``xRESP`` of its parts; one B per manager burst carries the worst of its parts' B. Latency:
     1 cycle on AW/AR (registered walker), 0 on W/R/B. Throughput: one ``m_axi`` beat per cycle
     (full use of the narrow bus for full-width manager beats); one address per manager beat, so
-    manager bursts of narrow beats become single-beat subordinate bursts. ``AxLOCK`` is not
+    manager bursts of narrow beats become single-beat subordinate bursts. At most
+    ``max_outstanding`` parts are in flight per direction (the queues hold parts), so a
+    subordinate with read latency ``T`` delivers at most ``max_outstanding * k / T`` narrow beats
+    per cycle for parts of ``k`` beats. ``AxLOCK`` is not
     forwarded (an exclusive access cut into parts cannot stay exclusive).
 
     Parameters
