@@ -395,6 +395,13 @@ class HBMController(wiring.Component):
                      r_old_blocked.eq(r_old_any & (Array(r_raw)[r_old] != 0))]
         r_any = Signal()
         m.d.comb += r_any.eq(Cat(*r_ready).any())
+        r_want, w_want = Signal(NB), Signal(NB)  # banks with a queued request, per direction
+        acc_r, acc_w = Const(0, NB), Const(0, NB)
+        for i in range(RQ):
+            acc_r = acc_r | Mux(r_q[i], Const(1, NB) << r_bank[i], 0)
+        for j in range(WQ):
+            acc_w = acc_w | Mux(w_valid[j], Const(1, NB) << w_bank[j], 0)
+        m.d.comb += [r_want.eq(acc_r), w_want.eq(acc_w)]
 
         # ---------------------------------------------------------------- refresh
         per_bank = p.refresh == "per_bank"
@@ -420,13 +427,8 @@ class HBMController(wiring.Component):
         pb_forced = Signal()  # ... and must: ACTs and column commands to ref_bank stop
         pb_bank = Signal(NB)  # one-hot of ref_bank while pb_want (held closed)
         if per_bank:
-            wanted = Const(0, NB)  # banks with a queued request of either direction
-            for i in range(RQ):
-                wanted = wanted | Mux(r_q[i], Const(1, NB) << r_bank[i], 0)
-            for j in range(WQ):
-                wanted = wanted | Mux(w_valid[j], Const(1, NB) << w_bank[j], 0)
             m.d.comb += [pb_forced.eq(owed > postpone),
-                         pb_want.eq((owed != 0) & (pb_forced | ~wanted.bit_select(ref_bank, 1))),
+                         pb_want.eq((owed != 0) & (pb_forced | ~(r_want | w_want).bit_select(ref_bank, 1))),
                          pb_bank.eq(Mux(pb_want, Const(1, NB) << ref_bank, 0))]
         col_held = Mux(pb_forced, pb_bank, 0)  # banks no column command may use
 
@@ -514,13 +516,6 @@ class HBMController(wiring.Component):
         # switch then finds its rows open instead of paying tRP + tRCD on an idle data bus (the
         # KV trace's write runs land in banks the read runs left open in other rows). Not while
         # a request of either direction is starved, so the wait bound is unchanged.
-        r_want, w_want = Signal(NB), Signal(NB)  # banks with a queued request, per direction
-        acc_r, acc_w = Const(0, NB), Const(0, NB)
-        for i in range(RQ):
-            acc_r = acc_r | Mux(r_q[i], Const(1, NB) << r_bank[i], 0)
-        for j in range(WQ):
-            acc_w = acc_w | Mux(w_valid[j], Const(1, NB) << w_bank[j], 0)
-        m.d.comb += [r_want.eq(acc_r), w_want.eq(acc_w)]
         cur_want = Mux(wmode, w_want, r_want)
         prep_en = ~r_starved & ~w_starved
 
