@@ -55,6 +55,22 @@ __all__ = ["GEMMParams", "GEMMBenchParams", "GEMM", "gemm", "Op", "Status", "Com
            "StatusWord", "QParam", "operand_layout", "result_layout"]
 
 
+
+# Status FIFO: one slot per status word not yet taken by the host. A command is accepted only
+# while the FIFO plus the COMPUTEs still to report leave STATUS_RESERVE slots: one for the new
+# command's own status and one for a status pushed in the same cycle (the level shows it a
+# cycle later), so a writeback never finds the FIFO full.
+STATUS_DEPTH = 8
+STATUS_RESERVE = 2
+# Store path: STORE_LATENCY register stages from a C-buffer read to the output FIFO write. A
+# beat is issued only while fewer than STORE_CREDITS beats sit in the stages and the FIFO: a
+# consumer that stops never overflows the FIFO (credits <= depth), and one that is always
+# ready takes one beat per cycle (credits cover the stages plus the FIFO's two output cycles).
+OBUF_DEPTH = 8
+STORE_LATENCY = 3
+STORE_CREDITS = STORE_LATENCY + 2
+assert STORE_CREDITS <= OBUF_DEPTH and STATUS_RESERVE < STATUS_DEPTH
+
 class Op(enum.Enum, shape=3):
     """Opcode of a :data:`Command`. Values 0, 6 and 7 are undefined and answer ``BAD_OP``."""
     LOAD_A = 1
@@ -217,7 +233,7 @@ class GEMM(wiring.Component):
         q_wr, q_rd = qmem.write_port(granularity=64), qmem.read_port()
 
         # ---- status FIFO ---------------------------------------------------------------
-        m.submodules.sts = sts = fifo.SyncFIFOBuffered(width=8, depth=8)
+        m.submodules.sts = sts = fifo.SyncFIFOBuffered(width=8, depth=STATUS_DEPTH)
         m.d.comb += [self.m_sts.tdata.eq(sts.r_data), self.m_sts.tvalid.eq(sts.r_rdy),
                      sts.r_en.eq(self.m_sts.tready)]
         wb_push = Signal()          # the compute writeback pushes a status this cycle
@@ -263,7 +279,7 @@ class GEMM(wiring.Component):
             with m.State("IDLE"):
                 # Reserve a status slot for every command that can still report, so the
                 # writeback never finds the FIFO full.
-                m.d.comb += self.s_cmd.tready.eq(sts.level + outstanding <= 6)
+                m.d.comb += self.s_cmd.tready.eq(sts.level + outstanding <= STATUS_DEPTH - STATUS_RESERVE)
                 with m.If(self.s_cmd.tvalid & self.s_cmd.tready):
                     d = Command(self.s_cmd.tdata)
                     m.d.sync += [op.eq(d.op), acc_f.eq(d.accumulate), bias_f.eq(d.bias),
@@ -609,15 +625,15 @@ class GEMM(wiring.Component):
         """C buffer -> (+ bias) -> (requantise) -> m_axis_c, one beat per cycle, credit-based so
         a stalled consumer never overflows the output FIFO."""
         C = self._p.cols
-        m.submodules.obuf = obuf = fifo.SyncFIFOBuffered(width=32 * C + 4 * C + 1, depth=8)
-        inflight = Signal(3)
+        m.submodules.obuf = obuf = fifo.SyncFIFOBuffered(width=32 * C + 4 * C + 1, depth=OBUF_DEPTH)
+        inflight = Signal(3)        # beats issued and not yet written into obuf (<= STORE_LATENCY)
         issued = Signal(34)
         nt = Signal(17)
         col0 = Signal(17)           # first column of this beat
         total = Signal(34)
         m.d.comb += total.eq(cm * nt_n)
         go = Signal()
-        m.d.comb += go.eq(run & (issued != total) & (obuf.level + inflight < 5))
+        m.d.comb += go.eq(run & (issued != total) & (obuf.level + inflight < STORE_CREDITS))
         m.d.comb += [addr.eq(issued), q_rd.addr.eq(nt)]
         with m.If(~run):
             m.d.sync += [issued.eq(0), nt.eq(0), col0.eq(0)]
