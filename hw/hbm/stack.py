@@ -131,7 +131,7 @@ class HBMStack(wiring.Component):
         # a burst that crosses its granule is accepted with its first part and the rest of it is
         # held in registers, which then feed the next parts, one per cycle.
         for kind, fifos in (("ar", [rord]), ("aw", [word, bord])):
-            fields = ("addr", "len", "id", "size", "burst", "lock", "cache", "prot", "qos")
+            fields = self.signature.members["s_axi"].signature.fields(kind)
             busy = Signal(name=f"{kind}_split")
             held = {f: Signal.like(getattr(axi, f"{kind}{f}"), name=f"{kind}_held_{f}") for f in fields}
             src = {f: Mux(busy, held[f], getattr(axi, f"{kind}{f}")) for f in fields}
