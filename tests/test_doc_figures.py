@@ -37,6 +37,11 @@ FIGURES = [
     Figure("docs/gemm.md", "| 64 x 64 x 64 | 8x8 WS | **4 122** | 4 096 | 99.4% | 4 122 |", GEMM_64, "model_cycles", 4122),
     Figure("README.md", "64x64x64 on 8x8 WS in 4 122 cycles",
            "scoville bench gemm --rows 8 --cols 8 --m 64 --k 64 --n 64", "cycles", 4122),
+    Figure("docs/kvdma.md", "| GATHER 256 tokens, same geometry | 524 288 | 16 687 | 98.18 % |",
+           "scoville bench kvdma --seq-len 256", "cycles", 16687),
+    Figure("docs/kvdma.md", "| 262 144 | 8 567 | 95.62 % |",
+           "scoville bench kvdma --block-size 1 --heads 1 --head-dim 128 --elem-bytes 2 --seq-len 512",
+           "cycles", 8567),
 ]
 
 

@@ -113,7 +113,7 @@ def test_noc_router_icarus(icarus):
               sim=icarus, testcase=r"\.random_traffic")
 
 
-# AXI4 bridge pair: 2x2 mesh, managers on nodes 0 and 1, subordinates (AxiRam) on nodes 2 and 3.
+# AXI4 bridge pair: 2x2 mesh, managers on nodes 0 and 1, subordinates (verif.axi_mem.AxiMemory) on nodes 2 and 3.
 NOC_AXI = dict(cols=2, rows=2, vcs=2, buffer=4, data_width=32, addr_width=18, node_shift=16,
                id_width=4, managers=2, subordinates=2, max_outstanding=8)
 

@@ -2,8 +2,8 @@
 
 One module for the family: each test runs on the block it names (``SCOVILLE_BLOCK``) and is
 skipped on the others. Third-party VIP drives every port: cocotbext-axi's ``AxiMaster`` /
-``AxiLiteMaster`` on the manager side, ``AxiRam`` / ``AxiLiteRam`` on the subordinate side
-(:class:`verif.axi_mem.AxiMemory`, answering reads of different IDs out of order and with
+``AxiLiteMaster`` on the manager side; on the subordinate side ``AxiLiteRam`` and the project's
+AXI4 memory (:class:`verif.axi_mem.AxiMemory`, answering reads of different IDs out of order and with
 their beats interleaved, after a random latency), with random
 pause generators on all five channels of every one of them. Every RAM starts with random bytes
 and a numpy copy of it is the golden memory: each write that completes OKAY is applied to the
