@@ -366,20 +366,20 @@ class HBMController(wiring.Component):
             bank, row, _ = fields(atom)
             return is_open.bit_select(bank, 1) & (open_row[bank] == row)
 
-        r_bank, r_row, r_col, r_hit, r_closed, r_q, r_ready = [], [], [], [], [], [], []
+        r_bank, r_row, r_col, r_hit, r_q, r_ready = [], [], [], [], [], []
         for i in range(RQ):
             bank, row, col = fields(r_atom[i])
             hit = Signal(name=f"r{i}_hit")
             r_bank.append(bank); r_row.append(row); r_col.append(col)
-            r_hit.append(hit); r_closed.append(~is_open.bit_select(bank, 1))
+            r_hit.append(hit)
             r_q.append(r_state[i] == QUEUED)
             r_ready.append((r_state[i] == QUEUED) & (r_raw[i] == 0))
-        w_bank, w_row, w_col, w_hit, w_closed = [], [], [], [], []
+        w_bank, w_row, w_col, w_hit = [], [], [], []
         for j in range(WQ):
             bank, row, col = fields(w_atom[j])
             hit = Signal(name=f"w{j}_hit")
             w_bank.append(bank); w_row.append(row); w_col.append(col)
-            w_hit.append(hit); w_closed.append(~is_open.bit_select(bank, 1))
+            w_hit.append(hit)
 
         # Oldest queued request of each direction, its age, and starvation.
         r_old_any, r_old = _oldest(m, "r_old", r_q, r_head_i, RQ)
@@ -502,34 +502,37 @@ class HBMController(wiring.Component):
         col_busy = Signal(NB)  # the bank of this cycle's column command may not be precharged
         m.d.comb += col_busy.eq(Mux(col_issue != ColCmd.NOP, Const(1, NB) << col_bank, 0))
 
-        def row_ok(ready, bank, hit, closed):
-            # A starved request that is not a hit may close its bank despite pending hits.
-            keep = (hit_pending.bit_select(bank, 1) & ~(starve_mode & (old_bank == bank) & ~old_hit)) \
-                | col_busy.bit_select(bank, 1)
-            act = ready & closed & bank_act_ok.bit_select(bank, 1) & ~pb_bank.bit_select(bank, 1)
-            pre = ready & ~closed & ~hit & bank_pre_ok.bit_select(bank, 1) & ~keep
-            return act | pre
+        # Row commands, as per-bank masks (one lookup of the entry's bank each, not one per
+        # condition): ACT to a closed bank when tRC/tRP/tRRD/tFAW allow (not the bank held for
+        # per-bank refresh); PRE of an open bank when tRAS/tRTP/tWR allow and no queued hit of
+        # the current direction keeps it (a starved request that is not a hit may close its
+        # bank despite them), nor this cycle's column command.
+        starve_close = Mux(starve_mode & ~old_hit, Const(1, NB) << old_bank, 0)
+        keep = (hit_pending & ~starve_close) | col_busy
+        cur_act = Signal(NB)
+        cur_pre = Signal(NB)
+        m.d.comb += [cur_act.eq(~is_open & bank_act_ok & ~pb_bank),
+                     cur_pre.eq(is_open & bank_pre_ok & ~keep)]
 
         # Row preparation for the other direction: when the row bus has nothing to do for the
         # current one, the oldest request of the other direction may open its row (ACT, or PRE
-        # of a row nobody hits) in a bank the current direction has no queued request for. A
-        # switch then finds its rows open instead of paying tRP + tRCD on an idle data bus (the
-        # KV trace's write runs land in banks the read runs left open in other rows). Not while
-        # a request of either direction is starved, so the wait bound is unchanged.
+        # of a row no queued request hits) in a bank the current direction has no queued
+        # request for. A switch then finds its rows open instead of paying tRP + tRCD on an
+        # idle data bus (the KV trace's write runs land in banks the read runs left open in
+        # other rows). Not while a request of either direction is starved, so the wait bound
+        # is unchanged.
         cur_want = Mux(wmode, w_want, r_want)
         prep_en = ~r_starved & ~w_starved
-
-        def prep_ok(ready, bank, hit, closed):
-            free = ~cur_want.bit_select(bank, 1) & ~hit_any.bit_select(bank, 1) & ~col_busy.bit_select(bank, 1)
-            act = ready & closed & ~cur_want.bit_select(bank, 1) & bank_act_ok.bit_select(bank, 1) \
-                & ~pb_bank.bit_select(bank, 1)
-            pre = ready & ~closed & ~hit & bank_pre_ok.bit_select(bank, 1) & free
-            return prep_en & (act | pre)
-
-        r_row_ok = [Mux(wmode, prep_ok(r_ready[i], r_bank[i], r_hit[i], r_closed[i]),
-                        row_ok(r_ready[i], r_bank[i], r_hit[i], r_closed[i])) for i in range(RQ)]
-        w_row_ok = [Mux(wmode, row_ok(w_valid[j], w_bank[j], w_hit[j], w_closed[j]),
-                        prep_ok(w_valid[j], w_bank[j], w_hit[j], w_closed[j])) for j in range(WQ)]
+        prep_act = Signal(NB)
+        prep_pre = Signal(NB)
+        m.d.comb += [prep_act.eq(Mux(prep_en, cur_act & ~cur_want, 0)),
+                     prep_pre.eq(Mux(prep_en, is_open & bank_pre_ok & ~cur_want & ~hit_any & ~col_busy, 0))]
+        r_act, r_pre = Mux(wmode, prep_act, cur_act), Mux(wmode, prep_pre, cur_pre)
+        w_act, w_pre = Mux(wmode, cur_act, prep_act), Mux(wmode, cur_pre, prep_pre)
+        r_row_ok = [r_ready[i] & (r_act.bit_select(r_bank[i], 1) | (~r_hit[i] & r_pre.bit_select(r_bank[i], 1)))
+                    for i in range(RQ)]
+        w_row_ok = [w_valid[j] & (w_act.bit_select(w_bank[j], 1) | (~w_hit[j] & w_pre.bit_select(w_bank[j], 1)))
+                    for j in range(WQ)]
         rr_any, rr_idx = _oldest(m, "rrow", r_row_ok, r_head_i, RQ)
         wr_any, wr_idx = _oldest(m, "wrow", w_row_ok, w_head_i, WQ)
         q_any = Mux(wmode, wr_any, rr_any)    # current direction
