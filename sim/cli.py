@@ -1,11 +1,8 @@
 """``scoville``: one command-line shape for every block.
 
-    scoville blocks [--json]
-    scoville verilog BLOCK [--PARAM VALUE ...] -o FILE.v
-    scoville synth   BLOCK [--PARAM VALUE ...] --target generic|ice40|ecp5|xilinx [--fmax] [--json]
-    scoville bench   BLOCK [--PARAM VALUE ...] [--sim verilator|icarus] [--seed N] [--json]
-    scoville bench   noc [--PARAM VALUE ...] --sweep [--rates R1,R2,...] [--plot FILE.png] [--json]
-    scoville demo
+    scoville COMMAND [BLOCK] [--PARAM VALUE ...] [options]
+
+(`scoville --help` prints every command's usage, kept once in ``COMMAND_HELP``.)
 
 Bad input (unknown block or parameter, missing or out-of-range value) prints one line naming
 the parameter and its accepted range and exits with status 2. With ``--json`` the last line on
@@ -23,7 +20,6 @@ from pathlib import Path
 from scoville.hw.params import ParameterError
 
 
-USAGE = __doc__.split("\n\n")[1]
 
 
 class UsageError(Exception):
@@ -384,7 +380,9 @@ def _json_error(message, status):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE + "\n\n`scoville COMMAND --help` and `scoville COMMAND BLOCK --help` describe each "
+        usages = [line.strip() for usage, *_ in COMMAND_HELP.values() for line in usage.splitlines()]
+        print("usage:\n" + "\n".join("    " + u for u in usages) +
+              "\n\n`scoville COMMAND --help` and `scoville COMMAND BLOCK --help` describe each "
               "command and a block's parameters.")
         return 0 if argv else 2
     command = argv.pop(0)

@@ -7,6 +7,7 @@ from its design silently. Only cheap figures (under a minute each on a built mod
 the long ones are in ``make bench`` (``scoville.sim.bench.SUITE``).
 """
 
+import functools
 import json
 import subprocess
 import sys
@@ -51,6 +52,7 @@ FIGURES = [
 ]
 
 
+@functools.cache     # figures sharing a command (gemm's cycles and model_cycles) run it once
 def _result(command):
     args = command.split()[1:] + ["--json"]
     run = subprocess.run([sys.executable, "-m", "scoville.sim.cli", *args], cwd=REPO,
