@@ -202,7 +202,8 @@ class AXIStreamSignature(wiring.Signature):
     Parameters
     ----------
     data_width : int
-        Power of two, 8..1024 bits (whole bytes, as ``tkeep`` needs).
+        8..4096 bits, whole bytes (as ``tkeep`` needs). AXI4-Stream sets no upper bound; 4096
+        covers the widest stream here (the vector unit's 64 lanes of 32 bits is 2048).
     keep, last : bool
         Include ``tkeep`` (one bit per byte) and ``tlast``.
     id_width, dest_width, user_width : int
@@ -210,10 +211,10 @@ class AXIStreamSignature(wiring.Signature):
     """
 
     def __init__(self, *, data_width, keep=True, last=True, id_width=0, dest_width=0, user_width=0):
-        self._data_width = check_int("data_width", data_width, 8, 1024)
+        self._data_width = check_int("data_width", data_width, 8, 4096)
         if data_width % 8:
             raise ParameterError(f"data_width: {data_width} is not a whole number of bytes "
-                             "(accepted: a multiple of 8 in 8..1024)")
+                             "(accepted: a multiple of 8 in 8..4096)")
         self._keep, self._last = bool(keep), bool(last)
         self._id_width = check_int("id_width", id_width, 0, 32)
         self._dest_width = check_int("dest_width", dest_width, 0, 32)
