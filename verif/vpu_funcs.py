@@ -94,15 +94,20 @@ def exp2neg(d, frac_bits=8):
 
 
 def _as_u64(x):
-    """Unsigned 64-bit array from int64 (non-negative), uint64 or Python ints."""
-    a = np.asarray(x)
+    """Unsigned 64-bit array from int64 (non-negative), uint64 or Python ints (lists of Python
+    ints go through ``object``: numpy would turn a list mixing int64 and larger values into
+    float64 and lose the low bits)."""
+    a = np.asarray(x) if isinstance(x, (np.ndarray, np.integer)) else np.array(x, dtype=object)
     if a.dtype == object:
-        a = np.array([int(v) for v in a.ravel()], dtype=np.uint64).reshape(a.shape)
-    elif a.dtype.kind == "i":
+        flat = [int(v) for v in a.ravel()]
+        if any(not 0 <= v < 1 << 64 for v in flat):
+            raise ValueError("x must be in 0..2**64-1")
+        return np.array(flat, dtype=np.uint64).reshape(a.shape)
+    if a.dtype.kind == "i":
         if np.any(a < 0):
             raise ValueError("x must be >= 0")
-        a = a.astype(np.uint64)
-    elif a.dtype.kind != "u":
+        return a.astype(np.uint64)
+    if a.dtype.kind != "u":
         raise TypeError(f"x must be integers, not {a.dtype}")
     return a.astype(np.uint64)
 
