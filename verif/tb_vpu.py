@@ -69,7 +69,9 @@ class VpuTB(TB):
         self.lanes = p.get("lanes", 8)
         self.buffer = p.get("buffer", 4096)
         self.channels = p.get("channels", 2048)
-        self.model = VPUModel(lanes=self.lanes, buffer=self.buffer, channels=self.channels)
+        self.rope_max = p.get("rope_max", 256)
+        self.model = VPUModel(lanes=self.lanes, buffer=self.buffer, channels=self.channels,
+                              rope_max=self.rope_max)
         self.rng = random.Random(random.getrandbits(32))
         self.cmd = self.source(StreamBus.axis(dut, "s_cmd"))
         self.a = self.source(StreamBus.axis(dut, "s_axis_a"))
@@ -203,7 +205,7 @@ def _ints(rng, shape, bits, outliers=True):
     return x.astype(np.int64)
 
 
-def workload(op, n, rows, rng, lanes, extreme=None):
+def workload(op, n, rows, rng, lanes, extreme=None, rope_max=256):
     """(fields, a, b, p-for-LOAD_P-or-None) of one command of ``op`` with sensible scales.
     ``extreme`` = "min" / "max" / "zero" fills a (and b) with that value."""
     f = {"op": op, "n": n, "rows": rows}
@@ -226,9 +228,10 @@ def workload(op, n, rows, rng, lanes, extreme=None):
     elif op is Op.ROPE:
         ang = rng.uniform(-np.pi, np.pi, size=(rows, n))
         cs = np.stack([np.round(np.cos(ang) * 16384), np.round(np.sin(ang) * 16384)], axis=-1)
-        pair = np.arange(n) & ~1
+        halves = int(n % (2 * lanes) == 0 and n <= rope_max and rng.integers(0, 2))
+        pair = np.arange(n) % (n // 2) if halves else np.arange(n) & ~1
         b = cs[:, pair].astype(np.int64)
-        f |= {"mult_a": 1, "shift_a": 0}
+        f |= {"mult_a": int(rng.integers(1, 3)), "shift_a": 0, "halves": halves}
     elif op in (Op.GELU, Op.SILU):
         f |= {"mult_a": 20480, "shift_a": 8, "mult_b": 812, "shift_b": 16}
     elif op is Op.SOFTMAX:
@@ -252,7 +255,7 @@ def channel_params(op, n, rng):
         return np.stack([rng.integers(-(1 << 20), 1 << 20, n), rng.integers(-(1 << 15), 1 << 15, n),
                          rng.integers(16, 40, n)], axis=1)
     # gamma * sqrt(n) / s_out as mult >> (16 + shift) of v (Q.16), beta in output units
-    return np.stack([rng.integers(-20, 20, n), rng.integers(1 << 13, 1 << 15, n),
+    return np.stack([rng.integers(-20, 20, n), rng.integers(1 << 9, 1 << 12, n),
                      rng.integers(0, 4, n)], axis=1)
 
 
@@ -260,7 +263,7 @@ async def run_op(tb, op, n, rows, rng, extreme=None):
     if op in (Op.REQUANT, Op.RMSNORM, Op.LAYERNORM):
         p = channel_params(op, n, rng)
         tb.send({"op": Op.LOAD_P, "n": n, "rows": 1}, p=p)
-    f, a, b = workload(op, n, rows, rng, tb.lanes, extreme)
+    f, a, b = workload(op, n, rows, rng, tb.lanes, extreme, tb.rope_max)
     tb.send(f, a, b)
 
 
@@ -272,7 +275,7 @@ def _lengths(tb, op):
     longest = tb.buffer if op in TWO_PASS else (tb.channels if op is Op.REQUANT else 3 * L + 1)
     ns = [1, L + 3, 2 * L, longest]
     if op is Op.ROPE:
-        ns = [2, L + 2, 2 * L, 4 * L]
+        ns = [2, L + 2, 2 * L, 4 * L, 4 * L, tb.rope_max, tb.rope_max]
     return ns
 
 
@@ -335,6 +338,8 @@ async def bad_commands(dut):
         {"op": Op.REQUANT, "n": tb.channels + 1, "rows": 1, "in_fmt": 2},
         {"op": Op.LOAD_P, "n": tb.channels + 1, "rows": 1},
         {"op": Op.ROPE, "n": 5, "rows": 1},
+        {"op": Op.ROPE, "n": 2 * tb.lanes + 2, "rows": 1, "halves": 1},
+        {"op": Op.ROPE, "n": tb.rope_max + 2 * tb.lanes, "rows": 1, "halves": 1},
         {"op": 0, "n": 4, "rows": 1}, {"op": 17, "n": 4, "rows": 1}, {"op": 31, "n": 4, "rows": 1},
         {"op": Op.ADD, "n": 4, "rows": 1, "in_fmt": 3}, {"op": Op.ADD, "n": 4, "rows": 1, "out_fmt": 3},
         {"op": Op.MUL, "n": 4, "rows": 1, "in_fmt": 2}, {"op": Op.REQUANT_DYN, "n": 4, "rows": 1, "out_fmt": 1},
@@ -370,16 +375,22 @@ async def reset_mid_row(dut):
     await tb.drain()
 
 
-def expected_cycles(op, n, rows, lanes):
-    """First input beat to last output beat of one command, every port ready (docs/vpu.md)."""
-    beats = math.ceil(n / lanes)
-    return rows * beats - 1 + FRONT_LATENCY + 1 + back_latency() + 1 if op not in TWO_PASS else None
+def expected_cycles(op, n, rows, lanes, halves=False):
+    """First input beat to last output beat of a single-pass command, every port ready
+    (docs/vpu.md): one beat per cycle (ROPE halves: three half-rows of cycles per row), then
+    the front end, the row buffer, the back end and the output queue."""
+    beats = math.ceil(n / lanes) if not halves else 3 * n // (2 * lanes)
+    return rows * beats - 1 + FRONT_LATENCY + 1 + back_latency() + 1
 
 
-async def measure(tb, op, n, rows, rng):
+async def measure(tb, op, n, rows, rng, **fields):
     """Cycles from the command's first s_axis_a beat to its last m_axis_y beat."""
     a0, y0 = len(tb.a_cycles), len(tb.y_cycles)
-    await run_op(tb, op, n, rows, rng)
+    if fields:
+        f, a, b = workload(op, n, rows, rng, tb.lanes, None, tb.rope_max)
+        tb.send(f | fields, a, b)     # any cos/sin values: the check is bit-exactness
+    else:
+        await run_op(tb, op, n, rows, rng)
     await tb.drain()
     return tb.y_cycles[-1] - tb.a_cycles[a0] + 1 if len(tb.y_cycles) > y0 else None
 
@@ -393,7 +404,11 @@ async def throughput(dut):
     await tb.reset()
     rng = np.random.default_rng(tb.rng.getrandbits(32))
     L, rows, n = tb.lanes, 32, 4 * tb.lanes
-    for op in (Op.SCALE, Op.ADD, Op.GELU, Op.ROPE, Op.REQUANT, *TWO_PASS):
+    for halves in (0, 1):
+        cycles = await measure(tb, Op.ROPE, n, rows, rng, halves=halves)
+        want = expected_cycles(Op.ROPE, n, rows, L, halves)
+        assert cycles == want, f"ROPE halves={halves}: {cycles} cycles, formula {want}"
+    for op in (Op.SCALE, Op.ADD, Op.GELU, Op.REQUANT, *TWO_PASS):
         y0 = len(tb.y_cycles)
         cycles = await measure(tb, op, n, rows, rng)
         if op in TWO_PASS:

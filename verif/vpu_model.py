@@ -69,7 +69,7 @@ def sat32(v):
     return sat(v, 32)
 
 
-def check_command(cmd, *, lanes, buffer, channels):
+def check_command(cmd, *, lanes, buffer, channels, rope_max):
     """Status the VPU answers for command ``cmd`` (a dict of :data:`Command` fields) before
     touching any data: OK, or the error code (checked in the order BAD_OP, BAD_FMT, BAD_SIZE)."""
     try:
@@ -94,7 +94,7 @@ def check_command(cmd, *, lanes, buffer, channels):
         return Status.BAD_SIZE
     if op in USES_CHANNELS and n > channels:
         return Status.BAD_SIZE
-    if op is Op.ROPE and (n % 2 or (cmd.get("halves", 0) and (n // 2) % lanes)):
+    if op is Op.ROPE and (n % 2 or (cmd.get("halves", 0) and ((n // 2) % lanes or n > rope_max))):
         return Status.BAD_SIZE
     return Status.OK
 
@@ -169,12 +169,13 @@ class VPUModel:
     (offset, mult, shift).
     """
 
-    def __init__(self, *, lanes=8, buffer=4096, channels=2048):
-        self.lanes, self.buffer, self.channels = lanes, buffer, channels
+    def __init__(self, *, lanes=8, buffer=4096, channels=2048, rope_max=256):
+        self.lanes, self.buffer, self.channels, self.rope_max = lanes, buffer, channels, rope_max
         self.params = np.zeros((channels, 3), np.int64)
 
     def run(self, cmd, a=None, b=None, p=None):
-        status = check_command(cmd, lanes=self.lanes, buffer=self.buffer, channels=self.channels)
+        status = check_command(cmd, lanes=self.lanes, buffer=self.buffer, channels=self.channels,
+                               rope_max=self.rope_max)
         if status is not Status.OK:
             return status, None, None
         op = Op(cmd["op"])
@@ -330,3 +331,68 @@ def accuracy_of(cmd, a, b, y, model):
     bits = FMT_BITS[Fmt(cmd.get("out_fmt", 0))]
     ref = np.clip(reference(cmd, a, b, model.params), -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     return round(float(np.max(np.abs(np.asarray(y, np.float64) - ref))), 4)
+
+
+def accuracy_table(rows=10_000, n=128, lanes=8, seed=1):
+    """The accuracy figures of ``docs/vpu.md``: per opcode, the largest error in output LSBs
+    against :func:`reference` — over every int8 input (and every int8 pair for ADD and MUL)
+    for the elementwise opcodes, over ``rows`` random rows of ``n`` elements with outliers
+    (2 % of the elements drawn from the whole range) for the row opcodes.
+
+    ``python -m scoville.verif.vpu_model`` prints it."""
+    rng = np.random.default_rng(seed)
+    model = VPUModel(lanes=lanes, buffer=max(4096, n), channels=max(2048, n))
+    every = np.arange(-128, 128, dtype=np.int64)[None, :]
+    pairs_a = np.repeat(every, 256, axis=0).reshape(1, -1)
+    pairs_b = np.tile(every, (256, 1)).reshape(1, -1)
+    table = {}
+
+    def measure(name, cmd, a, b=None, p=None):
+        if p is not None:
+            model.run({"op": Op.LOAD_P, "n": cmd["n"], "rows": 1}, p=p)
+        status, y, _ = model.run(cmd, a, b)
+        assert status is Status.OK, (name, status)
+        table[name] = accuracy_of(cmd, a, b, y, model)
+
+    i8 = Fmt.INT8.value
+    for op in (Op.GELU, Op.SILU):
+        # x = a/16 over [-8, 8) (Q.10: *64), y = value/16 in int8 (Q.10 -> *16/1024)
+        measure(op.name, {"op": op, "n": 256, "rows": 1, "in_fmt": i8, "mult_a": 64, "shift_a": 0,
+                          "mult_b": 1, "shift_b": 6}, every)
+    measure("SCALE", {"op": Op.SCALE, "n": 256, "rows": 1, "in_fmt": i8, "mult_a": 23170, "shift_a": 15}, every)
+    measure("ADD", {"op": Op.ADD, "n": 65536, "rows": 1, "in_fmt": i8, "mult_a": 23170, "mult_b": 9000,
+                    "shift_a": 15}, pairs_a, pairs_b)
+    measure("MUL", {"op": Op.MUL, "n": 65536, "rows": 1, "in_fmt": i8, "mult_a": 16384, "shift_a": 21},
+            pairs_a, pairs_b)
+    ang = rng.uniform(-np.pi, np.pi, size=(1, 256))
+    cs = np.stack([np.round(np.cos(ang) * 16384), np.round(np.sin(ang) * 16384)], axis=-1).astype(np.int64)
+    cs = cs[:, np.arange(256) & ~1]
+    measure("ROPE", {"op": Op.ROPE, "n": 256, "rows": 1, "in_fmt": i8, "mult_a": 1, "shift_a": 0}, every, cs)
+
+    def rows_with_outliers(bits):
+        x = rng.normal(0, (1 << (bits - 1)) / 16, size=(rows, n))
+        out = rng.random((rows, n)) < 0.02
+        x = np.where(out, rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=(rows, n)), x)
+        return np.clip(np.round(x), -(1 << (bits - 1)), (1 << (bits - 1)) - 1).astype(np.int64)
+
+    i16, i32 = Fmt.INT16.value, Fmt.INT32.value
+    measure("REQUANT_DYN", {"op": Op.REQUANT_DYN, "n": n, "rows": rows, "in_fmt": i32}, rows_with_outliers(32))
+    chan = np.stack([rng.integers(-1000, 1000, n), rng.integers(1 << 14, 1 << 15, n),
+                     np.full(n, 24)], axis=1)
+    measure("REQUANT", {"op": Op.REQUANT, "n": n, "rows": rows, "in_fmt": i32}, rows_with_outliers(24), p=chan)
+    # logits: int32 accumulators, scale 1/sqrt(64) * s_q * s_k folded with log2(e) into mult_a
+    measure("SOFTMAX", {"op": Op.SOFTMAX, "n": n, "rows": rows, "in_fmt": i32, "mult_a": 3000,
+                        "shift_a": 12, "len": n, "out_fmt": i8}, rows_with_outliers(16))
+    measure("SOFTMAX causal", {"op": Op.SOFTMAX, "n": n, "rows": rows, "in_fmt": i32, "mult_a": 3000,
+                               "shift_a": 12, "len": 1, "causal": 1, "out_fmt": i8}, rows_with_outliers(16))
+    # gamma * sqrt(n) / s_out, output rms about 32 LSB: mult >> 2 near 32 * sqrt(128)
+    gamma = np.stack([rng.integers(-8, 8, n), rng.integers(1 << 10, 1 << 11, n), np.full(n, 2)], axis=1)
+    for op in (Op.RMSNORM, Op.LAYERNORM):
+        measure(op.name, {"op": op, "n": n, "rows": rows, "in_fmt": i16, "mult_b": 1, "shift_b": 4},
+                rows_with_outliers(16), p=gamma)
+    return table
+
+
+if __name__ == "__main__":
+    import json
+    print(json.dumps(accuracy_table(), indent=1))

@@ -20,7 +20,7 @@ def op_in(op, ops):
     return hit
 
 
-def command_status(m, cmd, *, lanes, buffer, channels):
+def command_status(m, cmd, *, lanes, buffer, channels, rope_max):
     """A combinational :class:`Status` signal for the :data:`Command` view ``cmd``."""
     status = Signal(Status, name="cmd_status")
     op = cmd.op
@@ -34,7 +34,8 @@ def command_status(m, cmd, *, lanes, buffer, channels):
     bad_size = ((cmd.n == 0) | (cmd.rows == 0)
                 | (op_in(op, TWO_PASS) & (cmd.n > buffer))
                 | (op_in(op, USES_CHANNELS) & (cmd.n > channels))
-                | ((op == Op.ROPE.value) & (cmd.n[0] | (cmd.halves & (half % lanes != 0)))))
+                | ((op == Op.ROPE.value) & (cmd.n[0] | (cmd.halves & ((half % lanes != 0)
+                                                                     | (cmd.n > rope_max))))))
     m.d.comb += status.eq(Mux(bad_op, Status.BAD_OP, Mux(bad_fmt, Status.BAD_FMT,
                                                          Mux(bad_size, Status.BAD_SIZE, Status.OK))))
     return status

@@ -28,6 +28,7 @@ from amaranth.utils import ceil_log2
 from .decode import command_status, op_in
 from .fixed import rshr, sat
 from .funcs import Exp2Neg, PWL
+from .pairs import HalvesPairing
 from .layouts import (FMT_BITS, M_INIT, REDUCTIONS, ROPE_FRAC, SOFTMAX_FRAC, TWO_PASS, USES_B,
                       Command, Fmt, Op, RopeCoef, Status)
 
@@ -92,9 +93,9 @@ class Front(wiring.Component):
         One row-buffer entry / one row scalar freed this cycle.
     """
 
-    def __init__(self, *, lanes, buffer_beats, scalar_depth, buffer, channels):
+    def __init__(self, *, lanes, buffer_beats, scalar_depth, buffer, channels, rope_max):
         self._lanes, self._beats, self._sdepth = lanes, buffer_beats, scalar_depth
-        self._buffer, self._channels = buffer, channels
+        self._buffer, self._channels, self._rope_max = buffer, channels, rope_max
         self.stats_layout = data.StructLayout({"lanes": lane_stats_layout(lanes), "cmd": Command})
         super().__init__({
             "i_cmd": In(stream.Signature(Command)),
@@ -116,7 +117,7 @@ class Front(wiring.Component):
         cur = Signal(Command)
         busy = Signal()
         status = command_status(m, self.i_cmd.payload, lanes=L, buffer=self._buffer,
-                                channels=self._channels)
+                                channels=self._channels, rope_max=self._rope_max)
         # The pipeline reads the command's fields at every stage, so a new command is taken
         # only once the previous one's beats have left it.
         drain = Signal(range(FRONT_LATENCY + 1))
@@ -145,9 +146,18 @@ class Front(wiring.Component):
         issue = Signal()
         need_credit = keeps_rows & (credits == 0)
         need_scredit = row_scalar & first & (scredits == 0)
-        m.d.comb += issue.eq(busy & self.a.valid & (self.b.valid | ~uses_b)
-                             & ~need_credit & ~need_scredit)
-        m.d.comb += [self.a.ready.eq(issue), self.b.ready.eq(issue & uses_b)]
+        # ROPE with halves pairs: the beats come reordered from the pairing stage
+        m.submodules.pairs = pairs = HalvesPairing(lanes=L, depth=max(1, self._rope_max // (2 * L)))
+        halves = (op == Op.ROPE.value) & cur.halves
+        m.d.comb += [pairs.start.eq(self.i_cmd.valid & self.i_cmd.ready),
+                     pairs.half_beats.eq(cur.n >> (lb + 1)),
+                     pairs.i_a.valid.eq(busy & halves & self.a.valid), pairs.i_a.payload.eq(self.a.payload),
+                     pairs.i_b.valid.eq(busy & halves & self.b.valid), pairs.i_b.payload.eq(self.b.payload)]
+        src_valid = Mux(halves, pairs.o.valid, self.a.valid & (self.b.valid | ~uses_b))
+        m.d.comb += issue.eq(busy & src_valid & ~need_credit & ~need_scredit)
+        m.d.comb += pairs.o.ready.eq(issue & halves)
+        m.d.comb += [self.a.ready.eq(Mux(halves, busy & pairs.i_a.ready, issue)),
+                     self.b.ready.eq(Mux(halves, busy & pairs.i_b.ready, issue & uses_b))]
 
         take_beat = issue & keeps_rows
         take_row = issue & first & row_scalar
@@ -175,9 +185,12 @@ class Front(wiring.Component):
                 m.d.sync += [beat.eq(beat + 1), rem.eq(rem - L), live_rem.eq(live_rem - L)]
 
         # ---- stage 0: unpack and choose the multiplier operands -------------------------
-        a = _unpack(self.a.payload, cur.in_fmt, L)
-        b = _unpack(self.b.payload, cur.in_fmt, L)
-        coef = [data.View(RopeCoef, self.b.payload[32 * i:32 * (i + 1)]) for i in range(L)]
+        a_word = Mux(halves, pairs.o.payload.a, self.a.payload)
+        b_word = Mux(halves, pairs.o.payload.b, self.b.payload)
+        a = _unpack(a_word, cur.in_fmt, L)
+        b = _unpack(b_word, cur.in_fmt, L)
+        p_half = _unpack(pairs.o.payload.p, cur.in_fmt, L)
+        coef = [data.View(RopeCoef, b_word[32 * i:32 * (i + 1)]) for i in range(L)]
         is_ = {o: (op == o.value) for o in Op}
         one = Const(1, signed(17))
 
@@ -191,9 +204,11 @@ class Front(wiring.Component):
         m.d.sync += [v0.eq(issue), first0.eq(first), arg0.eq(beat << lb),
                      tag0.last.eq(last)]
         for i in range(L):
-            # ROPE pairs: GGUF (2i, 2i+1) inside the beat; the sign is -1 on the pair's first
-            partner = a[i ^ 1]
-            sin = Mux(i % 2 == 0, -coef[i].sin, coef[i].sin)
+            # ROPE pairs: GGUF (2i, 2i+1) inside the beat, or halves from the pairing stage;
+            # the sine's sign is -1 on the pair's first element
+            partner = Mux(halves, p_half[i], a[i ^ 1])
+            pair_first = Mux(halves, ~pairs.o.payload.second, i % 2 == 0)
+            sin = Mux(pair_first, -coef[i].sin, coef[i].sin)
             m.d.sync += [
                 tag0.keep[i].eq(rem > i),
                 tag0.live[i].eq(live_rem > i),

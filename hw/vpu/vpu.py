@@ -55,8 +55,12 @@ class VPUParams(Params):
     lanes: int = param(8, lo=2, hi=64, power_of_two=True, doc="elements per cycle")
     buffer: int = param(4096, lo=2, hi=16384, doc="row buffer in elements: the longest two-pass row")
     channels: int = param(2048, lo=2, hi=16384, doc="channel-parameter memory: the longest per-channel row")
+    rope_max: int = param(256, lo=4, hi=4096, doc="longest ROPE row in the halves convention (pair memory)")
 
     def check(self):
+        if self.rope_max % (2 * self.lanes):
+            raise ParameterError(f"rope_max: {self.rope_max} is not a multiple of 2 x lanes "
+                                 f"(accepted: a multiple of {2 * self.lanes} in 4..4096)")
         for name in ("buffer", "channels"):
             if getattr(self, name) % self.lanes:
                 raise ParameterError(f"{name}: {getattr(self, name)} is not a multiple of lanes "
@@ -96,8 +100,8 @@ class VPU(wiring.Component):
         maximum); ``tlast`` on the command's last row.
     """
 
-    def __init__(self, *, lanes=8, buffer=4096, channels=2048):
-        self._p = VPUParams(lanes=lanes, buffer=buffer, channels=channels)
+    def __init__(self, *, lanes=8, buffer=4096, channels=2048, rope_max=256):
+        self._p = VPUParams(lanes=lanes, buffer=buffer, channels=channels, rope_max=rope_max)
         L = lanes
         super().__init__({
             "s_cmd": In(AXIStreamSignature(data_width=128, keep=False, last=False)),
@@ -117,7 +121,7 @@ class VPU(wiring.Component):
         L = p.lanes
         beats = p.buffer // L
         m.submodules.front = front = Front(lanes=L, buffer_beats=beats, scalar_depth=SCALAR_DEPTH,
-                                           buffer=p.buffer, channels=p.channels)
+                                           buffer=p.buffer, channels=p.channels, rope_max=p.rope_max)
         m.submodules.rowstats = rowstats = RowStats(lanes=L, stats_layout=front.stats_layout)
         m.submodules.back = back = Back(lanes=L, channels=p.channels)
         m.submodules.cmdq = cmdq = fifo.SyncFIFOBuffered(width=BackCommand.size, depth=CMD_DEPTH)
