@@ -16,6 +16,7 @@ from scoville.hw.skid_buffer import SkidBuffer, SkidBufferParams
 from scoville.hw.systolic import SystolicBenchParams, SystolicParams, systolic
 from scoville.hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from scoville.hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
+from scoville.hw.vpu.vpu import VPUBenchParams, VPUParams, vpu
 from scoville.hw.noc.mesh import NoCBenchParams, noc_network
 from scoville.hw.testbench.noc import NoCParams, noc
 from scoville.hw.noc.router import RouterParams, noc_router
@@ -140,6 +141,9 @@ BLOCKS = {block.name: block for block in [
     Block("kvdma", "paged KV-cache DMA engine: GATHER/APPEND through block tables, BLOCK_COPY, COPY, FILL, "
           "FENCE over an AXI4 master; NHD or HND cache pools; descriptor ring and push port; AXI4-Lite CSRs",
           KVDMAParams, kvdma, "scoville.verif.tb_kvdma", status="done", bench_params=KVDMABenchParams),
+    Block("vpu", "vector unit: int8/16/32 rows at lanes elements per cycle: requantisation (per-channel, "
+          "per-row dynamic), add, multiply, reductions, argmax, softmax, RMSNorm, LayerNorm, GELU, SiLU, RoPE",
+          VPUParams, vpu, "scoville.verif.tb_vpu", bench_params=VPUBenchParams),
 ]}
 
 

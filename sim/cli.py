@@ -4,9 +4,12 @@
 
 (`scoville --help` prints every command's usage, kept once in ``COMMAND_HELP``.)
 
-Bad input (unknown block or parameter, missing or out-of-range value) prints one line naming
-the parameter and its accepted range and exits with status 2. With ``--json`` the last line on
-stdout is one JSON object.
+Exit status: 0 success; 2 bad input (unknown block or parameter, missing or out-of-range value:
+one line on stderr naming the parameter and its accepted range); 1 a tool failure (synthesis,
+place and route, simulation, a missing simulator: one paragraph on stderr). With ``--json`` the
+last line on stdout is one JSON object; on any failure it is the only one,
+``{"error": ..., "kind": "bad input" | "tool failure" | "internal error", "exit_status": 2}``,
+and the exit status is 2 whatever the kind (``kind`` keeps the distinction).
 """
 
 import difflib
@@ -313,7 +316,7 @@ COMMAND_HELP = {
               "place-and-route with nextpnr behind a register-wrapped harness.",
               [("--target T", "generic (default), ice40, ecp5 or xilinx"),
                ("--fmax", "also place and route and report Fmax (ice40, ecp5)"),
-               ("--json", "print one JSON object (an 'error' field on failure)")],
+               ("--json", "print one JSON object (on failure: an 'error' field, exit 2)")],
               "scoville synth {block} --target ecp5 --fmax"),
     "bench": ("scoville bench BLOCK [--PARAM VALUE ...] [--sim S] [--seed N] [--json]\n"
               "       scoville bench noc [--PARAM VALUE ...] --sweep [--rates R1,R2,...] [--plot FILE.png]",
@@ -321,7 +324,7 @@ COMMAND_HELP = {
               "and seed only, never on the machine.",
               [("--sim S", "verilator (default) or icarus"),
                ("--seed N", "random seed of the workload (default 1; recorded in the result)"),
-               ("--json", "print one JSON object as the last line (an 'error' field on failure)"),
+               ("--json", "print one JSON object as the last line (on failure: the only one, an 'error' field, exit 2)"),
                ("--sweep", "noc only: sweep the offered load"),
                ("--rates R1,R2", "loads of the sweep, each in (0, 1]"),
                ("--plot FILE", "write the sweep's latency/throughput plot")],
@@ -372,9 +375,13 @@ def command_help(command, block_name=None):
     return "\n".join(lines)
 
 
-def _json_error(message, status):
-    """With --json, a failure is still one JSON object on stdout."""
-    print(json.dumps({"error": message, "exit_status": status}))
+JSON_FAILURE_STATUS = 2
+
+
+def _json_error(message, kind):
+    """With --json, a failure is one JSON object on stdout and exit status 2."""
+    print(json.dumps({"error": message, "kind": kind, "exit_status": JSON_FAILURE_STATUS}), flush=True)
+    return JSON_FAILURE_STATUS
 
 
 def main(argv=None):
@@ -397,9 +404,7 @@ def main(argv=None):
         return COMMANDS[command](argv)
     except (UsageError, ParameterError) as exc:
         print(f"scoville: error: {exc}", file=sys.stderr)
-        if as_json:
-            _json_error(str(exc), 2)
-        return 2
+        return _json_error(str(exc), "bad input") if as_json else 2
     except KeyboardInterrupt:
         print("scoville: interrupted", file=sys.stderr)
         return 130
@@ -411,10 +416,13 @@ def main(argv=None):
         from .runner import SimulationFailed, SimulatorMissing
         if isinstance(exc, (SynthError, SimulationFailed, SimulatorMissing)):
             print(f"scoville: {command} failed: {exc}", file=sys.stderr)
-            if as_json:
-                _json_error(f"{command} failed: {exc}", 1)
-            return 1
-        raise
+            return _json_error(f"{command} failed: {exc}", "tool failure") if as_json else 1
+        if not as_json:
+            raise
+        # A bug, not a tool: the traceback on stderr, and still one JSON object on stdout.
+        import traceback
+        traceback.print_exc()
+        return _json_error(f"{command}: internal error: {type(exc).__name__}: {exc}", "internal error")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The `scoville` command line: listing, elaboration, errors (one line, exit 2), synth, bench."""
+"""The `scoville` command line: listing, elaboration, errors (one line, exit 2; with --json one
+JSON object and exit 2 for every failure), synth, bench."""
 
 import json
 import os
@@ -150,8 +151,57 @@ def test_mistyped_option_suggests_only_this_commands_options(tmp_path):
     assert "--beats" not in line and "--stall" not in line, line     # bench-only workload options
 
 
+def _only_json_object(stdout):
+    """stdout of a failed --json command: exactly one JSON object and nothing else."""
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stdout, got:\n{stdout}"
+    report = json.loads(lines[0])
+    assert isinstance(report, dict) and report["error"], report
+    return report
+
+
 def test_json_failure_is_one_json_object(tmp_path):
     result = scoville("bench", "skid_buffer", "--sim", "vcs", "--json", cwd=tmp_path)
     assert result.returncode == 2
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "sim" in report["error"] and report["exit_status"] == 2, report
+    report = _only_json_object(result.stdout)
+    assert "sim" in report["error"] and report["exit_status"] == 2 and report["kind"] == "bad input", report
+
+
+def test_json_tool_failure_is_one_json_object_exit_2(tmp_path):
+    # A real nextpnr failure in about 5 s: a 3x3 array's 9 multipliers map to SB_MAC16 and the
+    # UP5K has 8 ("no BELs remaining"). Without --json the same failure exits 1.
+    args = ("synth", "systolic", "--rows", "3", "--cols", "3", "--target", "ice40", "--fmax")
+    env = {"SCOVILLE_BUILD": str(tmp_path / "build")}
+    result = scoville(*args, "--json", env=env)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    report = _only_json_object(result.stdout)
+    assert report["exit_status"] == 2 and report["kind"] == "tool failure", report
+    assert "synth failed" in report["error"] and "no BELs remaining" in report["error"], report
+    assert "Traceback" not in result.stderr
+    plain = scoville(*args, env=env)
+    assert plain.returncode == 1 and not plain.stdout.strip(), (plain.stdout, plain.stderr)
+    assert "no BELs remaining" in plain.stderr
+
+
+@pytest.mark.parametrize("exc_name, message, kind", [
+    ("SimulationFailed", "1 of 1 cocotb tests failed (seed 1)", "tool failure"),
+    ("SimulatorMissing", "icarus: iverilog not found", "tool failure"),
+    ("ValueError", "a bug", "internal error"),
+])
+def test_json_bench_failure_is_one_json_object_exit_2(exc_name, message, kind, monkeypatch, capsys):
+    # In-process, run_bench replaced: the failure without building or simulating anything.
+    import builtins
+    import scoville.sim.bench
+    import scoville.sim.runner
+    from scoville.sim.cli import main
+    exc_type = getattr(scoville.sim.runner, exc_name, None) or getattr(builtins, exc_name)
+
+    def failing_bench(*args, **kwargs):
+        raise exc_type(message)
+    monkeypatch.setattr(scoville.sim.bench, "run_bench", failing_bench)
+    assert main(["bench", "skid_buffer", "--json"]) == 2
+    report = _only_json_object(capsys.readouterr().out)
+    assert report["kind"] == kind and report["exit_status"] == 2 and message in report["error"], report
+    if kind == "tool failure":          # without --json: exit 1, nothing on stdout
+        assert main(["bench", "skid_buffer"]) == 1
+        assert not capsys.readouterr().out

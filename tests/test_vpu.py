@@ -1,0 +1,21 @@
+"""The vector unit on Verilator (two lane counts) and Icarus (a subset), against the golden
+model; and the golden model against the float functions (accuracy figures of docs/vpu.md)."""
+
+import pytest
+
+from conftest import run_block
+
+
+SMALL = {"buffer": 256, "channels": 128}
+TESTS = "every_op|extremes|random_stalls|bad_commands|reset_mid_row|throughput"
+
+
+@pytest.mark.parametrize("lanes", [8, 4])
+def test_vpu(lanes):
+    run_block("vpu", {"lanes": lanes, **SMALL}, "scoville.verif.tb_vpu", fast_compile=True,
+              testcase=TESTS)
+
+
+def test_vpu_icarus(icarus):
+    run_block("vpu", {"lanes": 2, "buffer": 64, "channels": 32}, "scoville.verif.tb_vpu", sim=icarus,
+              testcase="bad_commands|extremes")
