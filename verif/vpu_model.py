@@ -217,7 +217,8 @@ class VPUModel:
             valid = softmax_valid(rows, n, cmd.get("len", 0), cmd.get("causal", 0))
             mx, s = softmax_stats(z, valid, self.lanes)
             rm, re = recip(np.maximum(s, 1))
-            e = exp2neg(np.minimum(256 * (mx[:, None] + 1) - z, EXP_D_MAX))
+            # masked elements may exceed the kept maximum (d < 0): their result is 0 whatever e is
+            e = exp2neg(np.clip(256 * (mx[:, None] + 1) - z, 0, EXP_D_MAX))
             y = np.where(valid, rshr(e * (qmax * rm)[:, None], (re + 17)[:, None]), 0)
         elif op in (Op.RMSNORM, Op.LAYERNORM):
             eps = (mb & 0xFFFF) << sb

@@ -12,8 +12,8 @@
   A two-pass row starts when its row scalar is there; REQUANT_DYN also sends the row's absolute
   maximum on ``m_axis_s``.
 
-The status of a command follows its last output beat into the output queue; the next command
-starts when the pipeline has drained (``back_latency`` cycles).
+The status of a command is queued once its last output beat (and row scalar) has been taken
+from the output queues, so it never overtakes its data; the next command starts then.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -31,7 +31,6 @@ from .rowstats import RowScalar
 
 __all__ = ["Back", "back_latency", "OUT_DEPTH"]
 
-OUT_DEPTH = 8          # output queue: credits cover the pipeline, so a stopped sink never overflows it
 STATUS_DEPTH = 4
 SCALAR_OUT_DEPTH = 4
 
@@ -40,6 +39,13 @@ def back_latency():
     """Cycles from a row-buffer beat's pop to its output-queue write: operand register, the exp2
     unit, operand select, two products, two roundings."""
     return 1 + Exp2Neg.LATENCY + 5
+
+
+# Output queue: a beat is issued only with a credit (a free slot counting the beats in the
+# pipeline), so a stopped sink never overflows it; the credit comes back a cycle after the pop,
+# and the queue's write-to-read takes a cycle, so back_latency() + 3 credits keep an always-ready
+# sink at one beat per cycle.
+OUT_DEPTH = back_latency() + 3
 
 
 class Back(wiring.Component):
@@ -170,8 +176,10 @@ class Back(wiring.Component):
                 with m.If(drain == 1):
                     m.next = "STATUS"
             with m.State("STATUS"):
-                m.d.comb += sts.w_en.eq(1)
-                with m.If(sts.w_rdy):
+                # the status leaves only after the command's data: both output queues empty
+                done = (yq.level == 0) & (sq.level == 0)
+                m.d.comb += sts.w_en.eq(done)
+                with m.If(sts.w_rdy & done):
                     m.next = "IDLE"
 
         # ---- row pipeline --------------------------------------------------------------
@@ -245,7 +253,8 @@ class Back(wiring.Component):
         keep = Const(0, 4 * L)
         for f, bits in FMT_BITS.items():
             nbytes = bits // 8
-            word = Cat(*(yy[i][:bits] for i in range(L)))
+            # lanes past the row's end are 0 (tkeep clear): nothing stale leaves the unit
+            word = Cat(*(Mux(beat6.keep[i], yy[i][:bits], 0) for i in range(L)))
             kw = Cat(*(beat6.keep[i].replicate(nbytes) for i in range(L)))
             packed = Mux(cmd.out_fmt == f.value, word, packed)
             keep = Mux(cmd.out_fmt == f.value, kw, keep)

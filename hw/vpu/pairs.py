@@ -5,10 +5,13 @@ Element ``j < h`` (h = n/2) of the output needs element ``j + h`` of the input, 
 ``h / lanes`` beats later. With ``H = h / lanes`` beats per half, each row takes three phases:
 
 * A (H cycles): first-half beats in, kept with their cos/sin beats; nothing out;
-* B (H cycles): second-half beat k in; out: first-half beat k with the incoming beat as its
-  partner (``second`` = 0); the incoming beat kept;
-* C (H cycles): out: second-half beat k with first-half beat k as its partner (``second`` = 1);
-  nothing in.
+* B (H cycles): second-half beat k in; out: first-half beat k, its cos/sin, the incoming beat
+  as its partner (``second`` = 0); the incoming beat and its cos/sin kept;
+* C (H cycles): out: second-half beat k, its cos/sin, first-half beat k as its partner
+  (``second`` = 1); nothing in.
+
+Every element is rotated by the cos/sin of its own lane of ``s_axis_b`` (a host gives both
+elements of a pair the same angle).
 
 So a row of n elements takes ``3 * n / (2 * lanes)`` cycles: 2/3 of the lane rate (the GGUF
 convention, pairs inside a beat, runs at the full rate). The halves must be whole beats
@@ -77,10 +80,13 @@ class HalvesPairing(wiring.Component):
                              advance.eq(both_in)]
             with m.Case(1):
                 go = both_in & self.o.ready
+                # each element keeps its own cos/sin lane: the first half's, read here, make
+                # room for the second half's, used in phase C
                 m.d.comb += [self.o.valid.eq(both_in), out.a.eq(mems["first"][1].data),
-                             out.p.eq(self.i_a.payload), out.b.eq(self.i_b.payload), out.second.eq(0),
+                             out.p.eq(self.i_a.payload), out.b.eq(mems["coef"][1].data), out.second.eq(0),
                              self.i_a.ready.eq(go), self.i_b.ready.eq(go),
                              mems["second"][0].en.eq(go), mems["second"][0].data.eq(self.i_a.payload),
+                             mems["coef"][0].en.eq(go), mems["coef"][0].data.eq(self.i_b.payload),
                              advance.eq(go)]
             with m.Case(2):
                 m.d.comb += [self.o.valid.eq(1), out.a.eq(mems["second"][1].data),
