@@ -7,7 +7,7 @@ from conftest import run_block
 
 
 SMALL = {"buffer": 256, "channels": 128}
-TESTS = "every_op|extremes|random_stalls|bad_commands|reset_mid_row|throughput"
+TESTS = "every_op|extremes|random_stalls|vocabulary_argmax|bad_commands|reset_mid_row|throughput"
 
 
 @pytest.mark.parametrize("lanes", [8, 4])
