@@ -461,8 +461,12 @@ async def bench(dut):
     f, a, b = workload(op, n, rows, rng, tb.lanes, None, tb.rope_max)
     if op is Op.SOFTMAX:
         f["out_fmt"] = Fmt.INT8.value      # the attention path's format (int16: see docs/vpu.md)
+    if op is Op.ROPE:
+        f["halves"] = int(args.get("pairs", "gguf") == "halves")
     tb.send(f, a, b)
     expected = tb.expected[-1]
+    assert expected[1] is Status.OK, (f"{op.name} n={n} rows={rows} is not accepted by this VPU "
+                                      f"({expected[1].name}; {tb.params})")
     mismatch = None
     try:
         await tb.drain()

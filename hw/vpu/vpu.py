@@ -75,6 +75,7 @@ class VPUBenchParams(Params):
                                         "silu", "rope"), doc="operation")
     n: int = param(256, lo=1, hi=65535, doc="elements per row")
     rows: int = param(64, lo=1, hi=65535, doc="rows")
+    pairs: str = param("gguf", choices=("gguf", "halves"), doc="ROPE pair convention: (2i, 2i+1) or (j, j + n/2)")
 
 
 class VPU(wiring.Component):
