@@ -49,6 +49,11 @@ SUITE = [
     ("kvdma", {}, {}),
     ("noc", {}, {}),
     ("noc", {"buffer": 8}, {"rate": 1.0, "cycles": 5000}),     # docs/noc.md: saturation 0.7217
+    # docs/vpu.md: the throughput table's rows at the defaults
+    *[("vpu", {}, {"op": op, "n": n, "rows": rows}) for op, n, rows in (
+        ("softmax", 32, 256), ("softmax", 256, 64), ("softmax", 4096, 4), ("layernorm", 256, 64),
+        ("gelu", 256, 64), ("rope", 256, 64), ("argmax", 49152, 1))],
+    ("vpu", {}, {"op": "rope", "pairs": "halves", "n": 256, "rows": 64}),
 ]
 
 

@@ -37,7 +37,9 @@ def _leading_one(bits):
     1 (0 when there is none). A binary tree of ``ceil_log2(width)`` levels of 2:1 muxes, each
     half's answer chosen by the upper half's ``any``, instead of a width-deep priority chain."""
     n = 1 << ceil_log2(max(len(bits), 2))
-    level = [(b, Const(0, 0)) for b in Cat(bits, Const(0, n - len(bits)))]
+    padded = Cat(bits, Const(0, n - len(bits)))
+    # first level from bit pairs: a zero-width position would leave [-1:0] wires in the Verilog
+    level = [(padded[i + 1] | padded[i], padded[i + 1]) for i in range(0, n, 2)]
     while len(level) > 1:
         level = [(hi_any | lo_any, Cat(Mux(hi_any, hi_pos, lo_pos), hi_any))
                  for (lo_any, lo_pos), (hi_any, hi_pos) in zip(level[0::2], level[1::2])]
