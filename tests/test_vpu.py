@@ -10,10 +10,12 @@ SMALL = {"buffer": 256, "channels": 128}
 TESTS = "every_op|extremes|random_stalls|vocabulary_argmax|bad_commands|reset_mid_row|throughput"
 
 
-@pytest.mark.parametrize("lanes", [8, 4])
+@pytest.mark.parametrize("lanes", [16, 8, 4])
 def test_vpu(lanes):
-    run_block("vpu", {"lanes": lanes, **SMALL}, "scoville.verif.tb_vpu", fast_compile=True,
-              testcase=TESTS)
+    # The row buffer must hold the rows in flight during a row scalar's latency for the
+    # two-pass rate (docs/vpu.md, Timing): 32 x lanes elements covers rows of 4 x lanes.
+    params = {"lanes": lanes, "buffer": max(SMALL["buffer"], 32 * lanes), "channels": SMALL["channels"]}
+    run_block("vpu", params, "scoville.verif.tb_vpu", fast_compile=True, testcase=TESTS)
 
 
 def test_vpu_icarus(icarus):
