@@ -21,7 +21,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .decode import op_in
-from .fixed import rshr, sat, sat_to
+from .fixed import delay as _delay, rshr, sat, sat_to
 from .front import BackCommand, row_beat_layout
 from .funcs import Exp2Neg
 from .layouts import (EXP_D_MAX, FMT_BITS, NORM_FRAC, REDUCTIONS, TWO_PASS, ChannelParam, Fmt,
@@ -83,11 +83,7 @@ class Back(wiring.Component):
         lat = back_latency()
 
         def delay(sig, n, name):
-            for k in range(n):
-                r = Signal.like(sig, name=f"{name}_d{k}")
-                m.d.sync += r.eq(sig)
-                sig = r
-            return sig
+            return _delay(m, sig, n, name)
 
         # ---- queues --------------------------------------------------------------------
         m.submodules.sts = sts = fifo.SyncFIFOBuffered(width=StatusWord.size, depth=STATUS_DEPTH)

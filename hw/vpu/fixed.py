@@ -3,10 +3,10 @@
 The same operations, in numpy, are ``verif.vpu_model.rshr`` and ``sat``: keep the two in step.
 """
 
-from amaranth.hdl import Const, Mux, signed
+from amaranth.hdl import Const, Mux, Signal, signed
 
 
-__all__ = ["rshr", "sat", "sat_to"]
+__all__ = ["rshr", "sat", "sat_to", "delay"]
 
 
 def rshr(v, s, *, max_shift=None):
@@ -38,3 +38,13 @@ def sat_to(v, bits_by_fmt, fmt):
     for code, bits in bits_by_fmt.items():
         out = Mux(fmt == code, sat(v, bits), out)
     return out
+
+
+def delay(m, sig, cycles, name):
+    """``sig`` through ``cycles`` registers of module ``m`` (a pipeline's side band kept in step
+    with its data)."""
+    for k in range(cycles):
+        r = Signal.like(sig, name=f"{name}_d{k}")
+        m.d.sync += r.eq(sig)
+        sig = r
+    return sig

@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .decode import command_status, op_in
-from .fixed import rshr, sat
+from .fixed import delay as _delay, rshr, sat
 from .funcs import Exp2Neg, PWL
 from .pairs import HalvesPairing
 from .layouts import (FMT_BITS, M_INIT, REDUCTIONS, ROPE_FRAC, SOFTMAX_FRAC, TWO_PASS, USES_B,
@@ -246,11 +246,7 @@ class Front(wiring.Component):
             w.append(Mux(is_[Op.GELU] | is_[Op.SILU], pwl.y, d))
 
         def delay(sig, n, name):
-            for k in range(n):
-                r = Signal.like(sig, name=f"{name}_d{k}")
-                m.d.sync += r.eq(sig)
-                sig = r
-            return sig
+            return _delay(m, sig, n, name)
 
         # ---- stage 3: third product; stage 4: second rounding --------------------------
         y3 = Mux(is_[Op.GELU] | is_[Op.SILU], cur.mult_b, Mux(is_[Op.MUL] | is_[Op.ROPE], cur.mult_a, 1))

@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .decode import op_in
+from .fixed import delay as _delay
 from .front import LaneStats
 from .funcs import Recip, Rsqrt
 from .layouts import ArgmaxWord, Command, Fmt, FMT_MAX, Op
@@ -81,11 +82,7 @@ class RowStats(wiring.Component):
         depth = ceil_log2(L)
 
         def delay(sig, n, name):
-            for k in range(n):
-                r = Signal.like(sig, name=f"{name}_d{k}")
-                m.d.sync += r.eq(sig)
-                sig = r
-            return sig
+            return _delay(m, sig, n, name)
 
         level = []
         for i in range(L):
