@@ -22,8 +22,11 @@ def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compi
     """Run ``block``'s ``bench`` cocotb test; return its result dict, identified by block,
     parameters, workload, simulator and the seed it ran with (repeat it with ``--seed``).
     ``fast_compile``: an -O0 Verilator model (same cycles; for large designs run briefly).
-    Input files the workload names are checked first: a bad one fails before any build."""
+    Input files the workload names are checked first: a bad one fails before any build; a
+    relative path is taken from the current directory (the simulator runs elsewhere)."""
     block.check_workload(workload)
+    workload = {**workload, **{name: str(Path(workload[name]).resolve())
+                               for name, _ in block.input_files if workload.get(name)}}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         ran = run(block, params, module=block.testbench, sim=sim, testcase=r"\.bench$", seed=seed,
@@ -36,7 +39,9 @@ def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compi
 
 # (block, hardware parameters, workload): defaults unless a docs/ figure needs another set. Every
 # block with a bench appears (tests/test_bench_suite.py checks it); heavy runs belong here, not in
-# `make test`.
+# `make test`. The figures README.md and docs/ quote that take more than a minute (a build of
+# their own, or a long run) are here, with the command the document gives; the cheap ones are
+# re-checked by tests/test_doc_figures.py.
 SUITE = [
     ("skid_buffer", {"width": 32}, {"beats": 100000, "stall": "none"}),
     ("skid_buffer", {"width": 32}, {"beats": 100000, "stall": "random"}),
@@ -44,11 +49,34 @@ SUITE = [
     ("csr", {}, {"accesses": 2000}),
     ("systolic", {}, {}),
     ("gemm", {}, {}),
+    # docs/gemm.md, README: scoville bench gemm --rows 16 --cols 16 --dataflow D --m M --k K --n N
+    ("gemm", {"rows": 16, "cols": 16, "dataflow": "ws"}, {"m": 256, "k": 256, "n": 256}),  # 65 578, 99.94 %
+    ("gemm", {"rows": 16, "cols": 16, "dataflow": "os"}, {"m": 256, "k": 256, "n": 256}),  # 65 593
+    ("gemm", {"rows": 16, "cols": 16, "dataflow": "ws"}, {"m": 1, "k": 512, "n": 512}),    # 16 411
     ("hbm", {}, {}),
+    # docs/hbm.md, README: scoville bench hbm [--PARAM VALUE] --pattern P --requests N
+    ("hbm", {}, {"pattern": "seq", "requests": 460000}),                         # 1 020 708 cycles
+    ("hbm", {"refresh": "per_bank"}, {"pattern": "seq", "requests": 30000}),     # 60 101
+    ("hbm", {"refresh": "per_bank"}, {"pattern": "random", "requests": 30000}),  # 124 745
+    ("hbm", {"preset": "hbm3"}, {"pattern": "seq", "requests": 30000}),          # 66 273
+    ("hbm", {"preset": "hbm3"}, {"pattern": "random", "requests": 30000}),       # 203 931
+    ("hbm", {"read_queue": 32}, {"pattern": "random", "requests": 30000}),       # 166 706
+    ("hbm", {"age_limit": 512, "page_policy": "closed"}, {"pattern": "random", "requests": 30000}),  # 162 653
     ("hbm_stack", {}, {}),
+    # docs/hbm.md, README: scoville bench hbm_stack --channels N --rows 32 --pattern P --requests M
+    ("hbm_stack", {"channels": 2, "rows": 32}, {"pattern": "seq", "requests": 60000}),      # 66 217
+    ("hbm_stack", {"channels": 2, "rows": 32}, {"pattern": "random", "requests": 60000}),   # 142 722
+    ("hbm_stack", {"channels": 4, "rows": 32}, {"pattern": "seq", "requests": 120000}),     # 125 420
+    ("hbm_stack", {"channels": 4, "rows": 32}, {"pattern": "random", "requests": 120000}),  # 161 749
     ("kvdma", {}, {}),
+    # docs/kvdma.md: the two rows tests/test_doc_figures.py leaves out
+    ("kvdma", {}, {"layout": "hnd"}),                                            # 262 951
+    ("kvdma", {"bus_width": 64}, {"seq_len": 512}),                              # 131 398
     ("noc", {}, {}),
+    # docs/noc.md, README: scoville bench noc [--cols 8 --rows 8] --buffer 8 --rate R --cycles 5000
     ("noc", {"buffer": 8}, {"rate": 1.0, "cycles": 5000}),     # docs/noc.md: saturation 0.7217
+    ("noc", {"cols": 8, "rows": 8, "buffer": 8}, {"rate": 0.01, "cycles": 5000}),   # 8x8 zero-load
+    ("noc", {"cols": 8, "rows": 8, "buffer": 8}, {"rate": 1.0, "cycles": 5000}),    # 8x8 saturation
     # docs/vpu.md: the throughput table's rows at the defaults
     *[("vpu", {}, {"op": op, "n": n, "rows": rows}) for op, n, rows in (
         ("softmax", 32, 256), ("softmax", 256, 64), ("softmax", 4096, 4), ("layernorm", 256, 64),
