@@ -1,0 +1,1 @@
+"""The assembled accelerator: instruction set, tile DMA, sequencer, tile and top."""

@@ -1,0 +1,1 @@
+"""Software of the assembled accelerator: assembler, HBM allocator, compiler, machine model, runtime."""
