@@ -120,10 +120,12 @@ FenceBody = data.StructLayout({"units": Unit})
 #: ``count`` times (1..65535; 0 skips them).
 RepeatBody = data.StructLayout({"count": 16, "length": 12})
 
-#: One instruction word.
+_Body = data.UnionLayout({"move": Move, "gemm": GemmBody, "vpu": VpuBody, "sem": SemBody,
+                          "fence": FenceBody, "repeat": RepeatBody})
+
+#: One instruction word (256 bits; the bits above the body are reserved, written 0).
 Instr = data.StructLayout({
     "op": 8,        # an Opcode; a plain field so that an undefined one can be reported
-    "body": data.UnionLayout({"move": Move, "gemm": GemmBody, "vpu": VpuBody, "sem": SemBody,
-                              "fence": FenceBody, "repeat": RepeatBody}),
+    "body": _Body,
+    "_rsv": INSTR_BITS - 8 - _Body.size,
 })
-assert Instr.size <= INSTR_BITS
