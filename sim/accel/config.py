@@ -1,0 +1,75 @@
+"""The configuration of one accelerator tile as the software sees it: the GEMM engine's and the
+vector unit's parameters, the HBM address map and the sequencer's limits.
+
+The assembler (:mod:`.asm`) uses it to check beat sizes against the units, the allocator
+(:mod:`.alloc`) for the address map and the machine model (:mod:`.model`) for everything.
+"""
+
+from dataclasses import dataclass, field
+
+from scoville.hw.accel.isa import ATOM_BYTES, LoadPort, MAX_BEAT_LOG2, StorePort
+from scoville.hw.gemm import GEMMParams
+from scoville.hw.params import ParameterError, check_int
+from scoville.hw.vpu.vpu import VPUParams
+
+
+__all__ = ["TileConfig", "PORT_NAMES"]
+
+#: Text names of the unit ports (the enums' member names, lower case).
+PORT_NAMES = {**{p: p.name.lower() for p in LoadPort}, **{p: p.name.lower() for p in StorePort}}
+
+
+def _log2_exact(name, value):
+    if value <= 0 or value & (value - 1):
+        raise ParameterError(f"{name}: {value} is not a power of two (accepted: a power of two "
+                             f"in 1..{1 << MAX_BEAT_LOG2}, a beat being 2**beat_log2 bytes)")
+    return value.bit_length() - 1
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """One tile (every tile of a machine is alike) and the HBM it sees.
+
+    ``hbm_bytes``: the size of the HBM address space ``[0, hbm_bytes)`` (a LOAD/STORE window
+    outside it stops with RANGE); channel ``c`` owns ``[c << channel_shift, (c + 1) <<
+    channel_shift)``. ``outstanding``: commands per unit the sequencer keeps track of (it stops
+    issuing to a unit that has that many unanswered), as ``hw.accel.sequencer.Sequencer``.
+    Unit beats are ``2**beat_log2`` bytes, so R, C and lanes are powers of two, and the widest
+    beats (GEMM C int32 ``4C``, VPU int32 ``4 * lanes``) at most ``2**MAX_BEAT_LOG2`` bytes.
+    """
+    gemm: GEMMParams = field(default_factory=lambda: GEMMParams(rows=16, cols=16))
+    vpu: VPUParams = field(default_factory=VPUParams)
+    hbm_bytes: int = 1 << 30
+    channel_shift: int = 28
+    outstanding: int = 8
+
+    def __post_init__(self):
+        check_int("hbm_bytes", self.hbm_bytes, ATOM_BYTES, 1 << 40)
+        check_int("channel_shift", self.channel_shift, 5, 40)
+        check_int("outstanding", self.outstanding, 1, 64)
+        _log2_exact("gemm rows", self.gemm.rows)
+        _log2_exact("gemm cols", self.gemm.cols)
+        check_int("gemm cols", self.gemm.cols, 1, (1 << MAX_BEAT_LOG2) // 4)
+        check_int("vpu lanes", self.vpu.lanes, 1, (1 << MAX_BEAT_LOG2) // 4)
+
+    @property
+    def channels(self):
+        """Channels of the address map (the last one may be partly populated)."""
+        return (self.hbm_bytes + (1 << self.channel_shift) - 1) >> self.channel_shift
+
+    def port_bytes(self, port):
+        """Width in bytes of the unit word on ``port`` (a LoadPort or StorePort)."""
+        R, C, lanes = self.gemm.rows, self.gemm.cols, self.vpu.lanes
+        return {LoadPort.GEMM_A: R, LoadPort.GEMM_B: C, LoadPort.GEMM_Q: 8,
+                LoadPort.VPU_A: 4 * lanes, LoadPort.VPU_B: 4 * lanes, LoadPort.VPU_P: 8,
+                StorePort.GEMM_C: 4 * C, StorePort.VPU_Y: 4 * lanes, StorePort.VPU_S: 8}[port]
+
+    def beat_sizes(self, port):
+        """The beat sizes (bytes) the unit behind ``port`` works with (isa.py: GEMM A ``R``,
+        B ``C``, Q 8, C ``4C`` or ``C``; VPU rows ``lanes`` x 1, 2 or 4 bytes, P and S 8)."""
+        R, C, lanes = self.gemm.rows, self.gemm.cols, self.vpu.lanes
+        return {LoadPort.GEMM_A: (R,), LoadPort.GEMM_B: (C,), LoadPort.GEMM_Q: (8,),
+                LoadPort.VPU_A: (lanes, 2 * lanes, 4 * lanes),
+                LoadPort.VPU_B: (lanes, 2 * lanes, 4 * lanes), LoadPort.VPU_P: (8,),
+                StorePort.GEMM_C: (C, 4 * C), StorePort.VPU_Y: (lanes, 2 * lanes, 4 * lanes),
+                StorePort.VPU_S: (8,)}[port]
