@@ -34,11 +34,12 @@ Validation: the assembler refuses, with a one-line :class:`~scoville.hw.params.P
 naming the field and its accepted range, what the sequencer refuses with ``BAD_OPERAND``
 (:func:`move_problem`; REPEAT of length 0 or inside a REPEAT body), values that do not fit
 their fields, and three things the ISA's docstring forbids that the sequencer does not check:
-an ``iter_stride`` that is not a multiple of 32 (it would make an iteration's address
-unaligned), a REPEAT body that ends between a KV and its descriptor, and one that runs past
-the end of the program. With a :class:`~.config.TileConfig` it also checks beat sizes against
-the port (the tile's sequencer refuses other sizes: ``docs/accel.md``). ``check=False`` keeps only the field widths (for tests of the
-machine's error paths).
+an ``iter_stride`` that is not a multiple of 32 (an iteration's address would be off the atom
+grid: the tile DMA answers SLVERR), a REPEAT body that ends between a KV and its descriptor
+(the sequencer would take the body's first word as the descriptor), and one that runs past the
+end of the program. With a :class:`~.config.TileConfig` it also checks beat sizes against the
+port (the tile's sequencer refuses other sizes: ``docs/accel.md``, ``hw/accel/tile.py``).
+``check=False`` keeps only the field widths (for tests of the machine's error paths).
 """
 
 import enum as py_enum
@@ -63,10 +64,12 @@ from .config import PORT_NAMES
 
 __all__ = ["Instruction", "Program", "load", "store", "gemm", "vpu", "kv", "signal", "wait",
            "fence", "repeat", "nop", "end", "word", "encode", "decode", "assemble", "disassemble",
-           "to_bytes", "from_bytes", "move_problem", "pack", "unpack", "ParameterError"]
+           "to_bytes", "from_bytes", "move_problem", "decode_word", "pack", "unpack", "ParameterError",
+           "BODY_LAYOUT", "MOVE_LAYOUT", "SEM_LAYOUT", "REPEAT_LAYOUT", "FENCE_LAYOUT", "GEMM_LAYOUT",
+           "VPU_LAYOUT", "KV_LAYOUT"]
 
-_BODY = data.Layout.cast(Instr["body"].shape)
-_KV_DESC = data.Layout.cast(Descriptor)
+BODY_LAYOUT = data.Layout.cast(Instr["body"].shape)
+KV_LAYOUT = data.Layout.cast(Descriptor)
 _WORD_MASK = (1 << (8 * INSTR_BYTES)) - 1
 
 
@@ -134,25 +137,27 @@ def _public(layout):
 
 # ---- instruction kinds ----------------------------------------------------------------------
 
-_MOVE = data.Layout.cast(_BODY["move"].shape)
-_SEM = data.Layout.cast(_BODY["sem"].shape)
-_REPEAT = data.Layout.cast(_BODY["repeat"].shape)
-_FENCE = data.Layout.cast(_BODY["fence"].shape)
-_GEMM_CMD = data.Layout.cast(GemmCommand)
-_VPU_CMD = data.Layout.cast(VpuCommand)
+# The layouts of the bodies (isa.py) and of the unit commands they carry.
+MOVE_LAYOUT = data.Layout.cast(BODY_LAYOUT["move"].shape)
+SEM_LAYOUT = data.Layout.cast(BODY_LAYOUT["sem"].shape)
+REPEAT_LAYOUT = data.Layout.cast(BODY_LAYOUT["repeat"].shape)
+FENCE_LAYOUT = data.Layout.cast(BODY_LAYOUT["fence"].shape)
+GEMM_LAYOUT = data.Layout.cast(GemmCommand)
+VPU_LAYOUT = data.Layout.cast(VpuCommand)
 
+_OPCODE_VALUES = {o.value for o in Opcode}
 #: Fields of each opcode, in text order, with the layout they live in.
 _FIELDS = {
-    Opcode.LOAD: (_MOVE, ["port", "addr", "rows", "row_bytes", "stride", "beat_log2", "iter_stride"]),
-    Opcode.STORE: (_MOVE, ["port", "addr", "rows", "row_bytes", "stride", "beat_log2", "iter_stride"]),
-    Opcode.GEMM: (_GEMM_CMD, ["op", "m", "k", "n", "accumulate", "bias", "requant"]),
-    Opcode.VPU: (_VPU_CMD, ["op", "n", "rows", "in_fmt", "out_fmt", "causal", "halves", "len",
+    Opcode.LOAD: (MOVE_LAYOUT, ["port", "addr", "rows", "row_bytes", "stride", "beat_log2", "iter_stride"]),
+    Opcode.STORE: (MOVE_LAYOUT, ["port", "addr", "rows", "row_bytes", "stride", "beat_log2", "iter_stride"]),
+    Opcode.GEMM: (GEMM_LAYOUT, ["op", "m", "k", "n", "accumulate", "bias", "requant"]),
+    Opcode.VPU: (VPU_LAYOUT, ["op", "n", "rows", "in_fmt", "out_fmt", "causal", "halves", "len",
                             "mult_a", "shift_a", "mult_b", "shift_b"]),
-    Opcode.KV: (_KV_DESC, _public(_KV_DESC)),
-    Opcode.SIGNAL: (_SEM, ["sem", "count"]),
-    Opcode.WAIT: (_SEM, ["sem", "count", "timeout"]),
-    Opcode.FENCE: (_FENCE, ["units"]),
-    Opcode.REPEAT: (_REPEAT, ["count", "length"]),
+    Opcode.KV: (KV_LAYOUT, _public(KV_LAYOUT)),
+    Opcode.SIGNAL: (SEM_LAYOUT, ["sem", "count"]),
+    Opcode.WAIT: (SEM_LAYOUT, ["sem", "count", "timeout"]),
+    Opcode.FENCE: (FENCE_LAYOUT, ["units"]),
+    Opcode.REPEAT: (REPEAT_LAYOUT, ["count", "length"]),
     Opcode.NOP: (None, []),
     Opcode.END: (None, []),
 }
@@ -212,10 +217,10 @@ def move_problem(op, f, config=None):
             return (f"beat: {1 << f['beat_log2']} is not a beat of port {PORT_NAMES[port]} "
                     "(accepted: " + " or ".join(map(str, sizes)) + " bytes)")
     if f["rows"] == 0:
-        return f"rows: 0 is out of range (accepted: an integer in 1..{field_range(_MOVE, 'rows')[1]})"
+        return f"rows: 0 is out of range (accepted: an integer in 1..{field_range(MOVE_LAYOUT, 'rows')[1]})"
     if f["row_bytes"] == 0:
         return ("row_bytes: 0 is out of range (accepted: an integer in "
-                f"1..{field_range(_MOVE, 'row_bytes')[1]}, at most the stride when rows > 1)")
+                f"1..{field_range(MOVE_LAYOUT, 'row_bytes')[1]}, at most the stride when rows > 1)")
     if f["addr"] % ATOM_BYTES:
         return f"addr: {f['addr']:#x} is not a multiple of {ATOM_BYTES} (accepted: a multiple of {ATOM_BYTES})"
     if f["rows"] > 1:
@@ -239,7 +244,7 @@ def _check_fields(op, f, config):
                                  f"(accepted: a multiple of {ATOM_BYTES}: every iteration's address is aligned)")
     elif op == Opcode.REPEAT and f["length"] == 0:
         raise ParameterError(f"length: 0 is out of range (accepted: an integer in "
-                             f"1..{field_range(_REPEAT, 'length')[1]})")
+                             f"1..{field_range(REPEAT_LAYOUT, 'length')[1]})")
 
 
 class _Context:
@@ -347,9 +352,9 @@ def _words_cached(op, items):
     # Layout.const is slow (about 0.2 ms a word): programs repeat their instructions a lot
     f = dict(items)
     if op == Opcode.KV:
-        return (pack(Instr, {"op": op.value}), pack(_KV_DESC, f))
+        return (pack(Instr, {"op": op.value}), pack(KV_LAYOUT, f))
     if op in (Opcode.GEMM, Opcode.VPU):
-        layout = _GEMM_CMD if op == Opcode.GEMM else _VPU_CMD
+        layout = GEMM_LAYOUT if op == Opcode.GEMM else VPU_LAYOUT
         body = {_BODY_NAME[op]: {"cmd": pack(layout, f)}}
     elif op in _BODY_NAME:
         body = {_BODY_NAME[op]: f}
@@ -407,7 +412,7 @@ def kv(descriptor=None, **fields):
         if fields:
             raise ParameterError("kv: give a descriptor word or its fields, not both")
         check_int("descriptor", descriptor, 0, _WORD_MASK)
-        fields = unpack(_KV_DESC, descriptor)
+        fields = unpack(KV_LAYOUT, descriptor)
     kw = {k: fields.pop(k) for k in ("config", "check") if k in fields}
     return encode(Opcode.KV, **fields, **kw)
 
@@ -448,31 +453,36 @@ def word(value):
 
 # ---- decoding ------------------------------------------------------------------------------
 
+def decode_word(w):
+    """``(opcode, fields)`` of one word: the :class:`Opcode` (or the number of an undefined
+    one, with ``fields`` None) and its body's fields as raw ints (a GEMM's or VPU's: the unit
+    command's; a KV's: none, its descriptor being the next word)."""
+    instr = unpack(Instr, w)
+    if instr["op"] not in _OPCODE_VALUES:
+        return instr["op"], None
+    op = Opcode(instr["op"])
+    layout, names = _FIELDS[op]
+    if layout is None or op == Opcode.KV:
+        return op, {}
+    name = _BODY_NAME[op]
+    value = unpack(BODY_LAYOUT, instr["body"])[name]
+    if op in (Opcode.GEMM, Opcode.VPU):
+        value = unpack(BODY_LAYOUT[name].shape, value)["cmd"]
+    full = unpack(layout, value)
+    return op, {k: full[k] for k in names}
+
+
 def _decode_one(words, i):
     """Instruction at word ``i`` (raw fields; KV takes the next word as its descriptor)."""
     w = words[i]
-    instr = unpack(Instr, w)
-    op = instr["op"]
-    if op not in {o.value for o in Opcode}:
+    op, f = decode_word(w)
+    if f is None:
         return Instruction(op, {}, (w,), f"undefined opcode {op}")
-    op = Opcode(op)
-    layout, names = _FIELDS[op]
-    body = unpack(_BODY, instr["body"])
+    ws = (w,)
     if op == Opcode.KV:
         if i + 1 >= len(words):
-            return Instruction(op.value, {}, (w,), "kv: no descriptor word follows")
-        f = unpack(_KV_DESC, words[i + 1])
-        ws = (w, words[i + 1])
-    elif op in (Opcode.GEMM, Opcode.VPU):
-        cmd = unpack(_BODY[_BODY_NAME[op]].shape, body[_BODY_NAME[op]])["cmd"]
-        f = {k: v for k, v in unpack(layout, cmd).items() if k in names}
-        ws = (w,)
-    elif layout is not None:
-        full = unpack(layout, body[_BODY_NAME[op]])
-        f = {k: full[k] for k in names}
-        ws = (w,)
-    else:
-        f, ws = {}, (w,)
+            return Instruction(op.value, {}, ws, "kv: no descriptor word follows")
+        f, ws = unpack(KV_LAYOUT, words[i + 1]), (w, words[i + 1])
     ins = Instruction(op.value, f, ws)
     if list(ws) != _words_of(op, f):
         ins.problem = "reserved bits set"

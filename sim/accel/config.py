@@ -52,6 +52,17 @@ class TileConfig:
         check_int("gemm cols", self.gemm.cols, 1, (1 << MAX_BEAT_LOG2) // 4)
         check_int("vpu lanes", self.vpu.lanes, 1, (1 << MAX_BEAT_LOG2) // 4)
 
+    @classmethod
+    def from_tile_params(cls, p, *, channel_shift=28):
+        """The configuration of a ``hw.accel.tile.TileParams`` (any object with its fields:
+        rows, cols, a_depth, b_depth, c_depth, max_n, lanes, vpu_buffer, vpu_channels,
+        addr_width, hbm_bytes (0: ``2**addr_width``), outstanding)."""
+        gemm = GEMMParams(rows=p.rows, cols=p.cols, dataflow="ws", a_depth=p.a_depth, b_depth=p.b_depth,
+                          c_depth=p.c_depth, max_n=p.max_n)
+        vpu = VPUParams(lanes=p.lanes, buffer=p.vpu_buffer, channels=p.vpu_channels)
+        return cls(gemm=gemm, vpu=vpu, hbm_bytes=p.hbm_bytes or 1 << p.addr_width,
+                   channel_shift=min(channel_shift, p.addr_width), outstanding=p.outstanding)
+
     @property
     def channels(self):
         """Channels of the address map (the last one may be partly populated)."""
