@@ -599,8 +599,13 @@ def _errors_cases():
         "fetch error": ([nop, end], ErrCode.FETCH, 1, [(0x20, 0x21)], 0),
         "load error": ([("load", ("vpu_a", 0x8000, 4, 64, 64, 3), {}), end], ErrCode.LOAD, 0,
                        [(0x8000 + 3 * 64 + 40, 0x8000 + 3 * 64 + 41)], 0),
+        # the effective address is checked: iteration 1's 0x8010 is refused before any access
         "unaligned iteration": ([("repeat", (2, 2), {}), ("load", ("gemm_q", 0x8000, 1, 8, 0, 3), {"iter_stride": 16}),
-                                 ("gemm", ("load_q",), {"n": 1})], ErrCode.LOAD, 1, (), 0),
+                                 ("gemm", ("load_q",), {"n": 1})], ErrCode.BAD_OPERAND, 1, (), 0),
+        # the KV is the body's last word: its descriptor would be outside the body (no wrap)
+        "kv ending a body": ([("repeat", (2, 1), {}), ("kv", (), {"op": "copy", "count": 8, "a": 0x8000,
+                                                                   "b": 0x9000, "status": 0xA000}), end],
+                             ErrCode.BAD_OPERAND, 1, (), 0),
         "store error": ([("load", ("vpu_a", 0x8000, 1, 8, 0, 3), {}),
                          ("vpu", ("scale",), {"n": 8, "rows": 1, "mult_a": 1}),
                          ("store", ("vpu_y", 0x9000, 1, 8, 0, 3), {})], ErrCode.STORE, 2, [(0x9004, 0x9005)], 0),
@@ -637,6 +642,27 @@ def test_each_error_code_names_the_faulting_instruction(name):
     if name == "store error":       # the atom with the error is not written, nothing else changes
         before[0x9000:0x9008] = 0
     assert (m.memory.data == before).all(), "nothing written (RANGE: refused before any access)"
+
+
+def test_an_unaligned_iteration_is_refused_at_its_store_before_any_access():
+    """Iteration 0 (0x9000) stores its row; iteration 1 (0x9030) is BAD_OPERAND at the STORE,
+    and nothing of its window is written."""
+    p = asm.Program(check=False)
+    p.load("vpu_a", addr=0x8000, rows=2, row_bytes=8, stride=32, beat_log2=3)
+    p.vpu("scale", n=8, rows=2, mult_a=1)
+    with p.loop(2):
+        at = p.store("vpu_y", addr=0x9000, rows=1, row_bytes=8, stride=0, beat_log2=3, iter_stride=48)
+    p.end()
+    m = Machine(CFG)
+    m.memory.write(0x8000, bytes(range(1, 9)) + bytes(24) + bytes(range(11, 19)))
+    m.memory.write(0x9000, b"\xee" * 0x60)
+    m.load(0, p.words)
+    res, = m.run(0)
+    assert (res.state, res.err_code, res.err_pc) == ("error", ErrCode.BAD_OPERAND, at)
+    assert bytes(m.memory.read(0x9000, 8)) == bytes(range(1, 9))
+    assert bytes(m.memory.read(0x9008, 0x58)) == b"\xee" * 0x58
+    assert asm.move_problem(Opcode.STORE, asm.decode(p.words)[3][1].fields, CFG, addr=0x9030) == \
+        "iteration address: 0x9030 is not a multiple of 32 (accepted: a multiple of 32)"
 
 
 def test_a_unit_waiting_for_data_that_never_comes_hangs_and_says_why():

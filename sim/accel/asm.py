@@ -32,14 +32,14 @@ here restates a bit position. Three forms of a program:
 
 Validation: the assembler refuses, with a one-line :class:`~scoville.hw.params.ParameterError`
 naming the field and its accepted range, what the sequencer refuses with ``BAD_OPERAND``
-(:func:`move_problem`; REPEAT of length 0 or inside a REPEAT body), values that do not fit
-their fields, and three things the ISA's docstring forbids that the sequencer does not check:
-an ``iter_stride`` that is not a multiple of 32 (an iteration's address would be off the atom
-grid: the tile DMA answers SLVERR), a REPEAT body that ends between a KV and its descriptor
-(the sequencer would take the body's first word as the descriptor), and one that runs past the
-end of the program. With a :class:`~.config.TileConfig` it also checks beat sizes against the
-port (the tile's sequencer refuses other sizes: ``docs/accel.md``, ``hw/accel/tile.py``).
-``check=False`` keeps only the field widths (for tests of the machine's error paths).
+(:func:`move_problem`; an ``iter_stride`` that is not a multiple of 32, since the sequencer
+checks the alignment of every iteration's address ``addr + i * iter_stride``; REPEAT of length
+0 or inside a REPEAT body; a KV whose descriptor word would fall outside its REPEAT body),
+values that do not fit their fields, and one thing the ISA's docstring forbids that the
+sequencer cannot check: a REPEAT body that runs past the end of the program. With a
+:class:`~.config.TileConfig` it also checks beat sizes against the port (the tile's sequencer
+refuses other sizes: ``docs/accel.md``, ``hw/accel/tile.py``). ``check=False`` keeps only the
+field widths (for tests of the machine's error paths).
 """
 
 import enum as py_enum
@@ -198,12 +198,13 @@ def _fit(layout, name, value, label=None):
     return check_int(label or name, value, lo, hi)
 
 
-def move_problem(op, f, config=None):
+def move_problem(op, f, config=None, addr=None):
     """The first operand of a LOAD/STORE body ``f`` (raw fields) that the sequencer refuses
     with BAD_OPERAND, as a one-line message naming the field and its accepted range, or None:
     port, beat size (``beat_log2`` at most ``MAX_BEAT_LOG2``; with a ``config``, a size the
-    port takes), zero rows or row_bytes, an unaligned addr, and for more than one row an
-    unaligned stride or ``row_bytes > stride``."""
+    port takes), zero rows or row_bytes, an unaligned address, and for more than one row an
+    unaligned stride or ``row_bytes > stride``. ``addr``: the effective address the sequencer
+    checks (``f["addr"]`` plus the REPEAT iteration's offset; by default ``f["addr"]``)."""
     ports = _port_enum(op)
     if f["port"] not in {p.value for p in ports}:
         return (f"port: {f['port']} is not accepted (accepted: one of "
@@ -221,8 +222,11 @@ def move_problem(op, f, config=None):
     if f["row_bytes"] == 0:
         return ("row_bytes: 0 is out of range (accepted: an integer in "
                 f"1..{field_range(MOVE_LAYOUT, 'row_bytes')[1]}, at most the stride when rows > 1)")
-    if f["addr"] % ATOM_BYTES:
-        return f"addr: {f['addr']:#x} is not a multiple of {ATOM_BYTES} (accepted: a multiple of {ATOM_BYTES})"
+    if addr is None:
+        addr = f["addr"]
+    if addr % ATOM_BYTES:
+        what = "addr" if addr == f["addr"] else "iteration address"
+        return f"{what}: {addr:#x} is not a multiple of {ATOM_BYTES} (accepted: a multiple of {ATOM_BYTES})"
     if f["rows"] > 1:
         if f["stride"] % ATOM_BYTES:
             return (f"stride: {f['stride']} is not a multiple of {ATOM_BYTES} "
@@ -241,15 +245,17 @@ def _check_fields(op, f, config):
             raise ParameterError(problem)
         if f["iter_stride"] % ATOM_BYTES:
             raise ParameterError(f"iter_stride: {f['iter_stride']} is not a multiple of {ATOM_BYTES} "
-                                 f"(accepted: a multiple of {ATOM_BYTES}: every iteration's address is aligned)")
+                                 f"(accepted: a multiple of {ATOM_BYTES}: the sequencer refuses an "
+                                 "unaligned iteration address with BAD_OPERAND)")
     elif op == Opcode.REPEAT and f["length"] == 0:
         raise ParameterError(f"length: 0 is out of range (accepted: an integer in "
                              f"1..{field_range(REPEAT_LAYOUT, 'length')[1]})")
 
 
 class _Context:
-    """Program-level rules over a sequence of instructions: REPEAT bodies do not nest, do not
-    end between a KV and its descriptor, and do not run past the end of the program."""
+    """Program-level rules over a sequence of instructions: REPEAT bodies do not nest and do
+    not end between a KV and its descriptor (both BAD_OPERAND), and do not run past the end of
+    the program."""
 
     def __init__(self):
         self.body_left = 0      # words of the open REPEAT body still to come
@@ -262,7 +268,8 @@ class _Context:
                         "(accepted: no REPEAT in a REPEAT body)")
         elif self.body_left and nwords > self.body_left:
             return (f"kv: its descriptor would be outside the body of the REPEAT at {self.repeat_at:#x} "
-                    f"(accepted: a body ending after a KV's descriptor word)")
+                    f"(accepted: a body ending after a KV's descriptor word; the sequencer refuses "
+                    "the KV with BAD_OPERAND)")
         return None
 
     def advance(self, op, pc, nwords, f):

@@ -26,10 +26,11 @@ it waits for (the hardware would wait for ever).
 
 Errors (:class:`~scoville.hw.accel.isa.ErrCode`) stop the tile with ``err_code`` and
 ``err_pc``, as the sequencer: BAD_OPCODE (0 included), BAD_OPERAND (:func:`.asm.move_problem`
-with the tile's beat sizes, REPEAT of length 0 or inside a body), FETCH/LOAD/STORE (an AXI
-error response: an atom in one of :class:`Memory`'s ``errors`` ranges, or a LOAD/STORE whose
-REPEAT iteration address is not a multiple of 32, which the tile DMA answers with SLVERR),
-UNIT (a GEMM or VPU status other than OK, at the address of the command's instruction),
+with the tile's beat sizes on the effective address ``addr + iter * iter_stride``, so an
+iteration off the atom grid stops at its LOAD/STORE before any access; REPEAT of length 0 or
+inside a body; a KV that is the last word of a REPEAT body, its descriptor outside it),
+FETCH/LOAD/STORE (an AXI error response: an atom in one of :class:`Memory`'s ``errors``
+ranges), UNIT (a GEMM or VPU status other than OK, at the address of the command's instruction),
 TIMEOUT, KV (the descriptor's error; its status word is written), RANGE (a window outside
 ``[0, hbm_bytes)``, refused before any access) and ABORT (:meth:`Machine.abort`). After an
 error the tile's queues and unit commands are dropped (the sequencer's unit reset); buffer
@@ -441,7 +442,9 @@ class TileModel:
         elif op in (Opcode.GEMM, Opcode.VPU):
             issued = self._unit_cmd(Unit.GEMM if op == Opcode.GEMM else Unit.VPU, pc, f)
         elif op == Opcode.KV:
-            self._advance()                     # the descriptor is the word after (a loop may wrap)
+            if self.loop_on and pc + INSTR_BYTES == self.loop_end:
+                raise _Fault(ErrCode.BAD_OPERAND, pc)   # its descriptor would be outside the body
+            self._advance()                     # the descriptor is the word after
             self._push(Unit.KV, pc, self._fetch(self.pc))
         elif op == Opcode.SIGNAL:
             self.machine.post(f["sem"], f["count"])
@@ -502,9 +505,9 @@ class TileModel:
         return False
 
     def _move(self, op, pc, f):
-        if move_problem(op, f, self.cfg):
-            raise _Fault(ErrCode.BAD_OPERAND, pc)
         eff = f["addr"] + (self.loop_iter * f["iter_stride"] if self.loop_on else 0)
+        if move_problem(op, f, self.cfg, addr=eff):
+            raise _Fault(ErrCode.BAD_OPERAND, pc)
         end = eff + (f["rows"] - 1) * f["stride"] + f["row_bytes"]
         if eff < 0 or end > self.cfg.hbm_bytes:
             raise _Fault(ErrCode.RANGE, pc)
@@ -572,12 +575,9 @@ class TileModel:
                                 f"{wpc:#x} of tile {wt} with no FENCE {wu.name.lower()} since")
 
     def _bad_atoms(self, addr, rows, rb, stride):
-        """``(rows, ceil(rb / 32))``: the atoms of the window that get an AXI error; all of them
-        when ``addr`` is not a multiple of 32 (an iteration address off the atom grid: the tile
-        DMA answers SLVERR, reads zeros and writes nothing)."""
+        """``(rows, ceil(rb / 32))``: the atoms of the window that get an AXI error (``addr``
+        and, for several rows, ``stride`` are aligned: the sequencer refused anything else)."""
         mem, na = self.machine.memory, -(-rb // ATOM_BYTES)
-        if addr % ATOM_BYTES or (rows > 1 and stride % ATOM_BYTES):
-            return np.ones((rows, na), bool)
         if not mem.errors:
             return np.zeros((rows, na), bool)
         return np.stack([mem.faulty_atoms(addr + r * stride, rb) for r in range(rows)])
