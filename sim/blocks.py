@@ -17,6 +17,7 @@ from scoville.hw.systolic import SystolicBenchParams, SystolicParams, systolic
 from scoville.hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from scoville.hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
 from scoville.hw.vpu.vpu import VPUBenchParams, VPUParams, vpu
+from scoville.hw.accel.tile_dma import TileDMAParams, tile_dma
 from scoville.hw.noc.mesh import NoCBenchParams, noc_network
 from scoville.hw.testbench.noc import NoCParams, noc
 from scoville.hw.noc.router import RouterParams, noc_router
@@ -144,6 +145,9 @@ BLOCKS = {block.name: block for block in [
     Block("vpu", "vector unit: int8/16/32 rows at lanes elements per cycle: requantisation (per-channel, "
           "per-row dynamic), add, multiply, reductions, argmax, softmax, RMSNorm, LayerNorm, GELU, SiLU, RoPE",
           VPUParams, vpu, "scoville.verif.tb_vpu", bench_params=VPUBenchParams),
+    Block("tile_dma", "tile DMA: 2-D HBM windows (rows x row_bytes at a stride) to and from unit ports of "
+          "2**beat_log2-byte beats; AXI4 INCR bursts, read and write concurrent, abort",
+          TileDMAParams, tile_dma, "scoville.verif.tb_tile_dma"),
 ]}
 
 
