@@ -362,7 +362,7 @@ def test_gemm_tiled_by_hand_matches_the_golden_model(M, K, N, requant):
     m.load(prog.addr, p.words)
     before = mem.data.copy()
     res, = m.run(prog.addr)
-    assert res.ok and res.retired == len(p) and not res.leftover and not res.hazards, res
+    assert res.ok and res.retired == len(p) - 1 and not res.leftover and not res.hazards, res
 
     want = requant_ref(gemm_ref(A, B), bias, mult, shift, bias_en=True, requant_en=requant)
     dtype = np.dtype(np.int8 if requant else "<i4")
@@ -507,7 +507,7 @@ def test_repeat_with_iter_stride_and_a_skipped_body():
     m.load(0, p.words)
     before = m.memory.data.copy()
     res, = m.run(0)
-    assert res.ok and res.retired == 1 + blocks * 3 + 1 + 1, res
+    assert res.ok and res.retired == 1 + blocks * 3 + 1, res   # END is not counted
     model = VPUModel(lanes=LANES)
     for b in range(blocks):
         _, want, _ = model.run({"op": VpuOp.SCALE, "n": n, "rows": rows, "mult_a": 3, "shift_a": 1},
@@ -597,7 +597,9 @@ def _errors_cases():
         "repeat length 0": ([("repeat", (2, 0), {})], ErrCode.BAD_OPERAND, 0, (), 0),
         "fetch past the HBM": ([nop, nop], ErrCode.FETCH, hbm, (), hbm - 64),
         "fetch error": ([nop, end], ErrCode.FETCH, 1, [(0x20, 0x21)], 0),
-        "load error": ([("load", ("vpu_a", 0x8000, 4, 64, 64, 3), {}), end], ErrCode.LOAD, 0,
+        # the status follows the last beat: the unit must take them
+        "load error": ([("load", ("vpu_a", 0x8000, 4, 64, 64, 3), {}), ("vpu", ("sum",), {"n": 64, "rows": 4}),
+                        end], ErrCode.LOAD, 0,
                        [(0x8000 + 3 * 64 + 40, 0x8000 + 3 * 64 + 41)], 0),
         # the effective address is checked: iteration 1's 0x8010 is refused before any access
         "unaligned iteration": ([("repeat", (2, 2), {}), ("load", ("gemm_q", 0x8000, 1, 8, 0, 3), {"iter_stride": 16}),
@@ -675,7 +677,7 @@ def test_a_unit_waiting_for_data_that_never_comes_hangs_and_says_why():
                         "gemm_a (has 0))"), res.hung
 
 
-def test_the_sequencer_stops_at_outstanding_commands_and_leftovers_are_reported():
+def test_the_sequencer_stops_at_outstanding_commands_and_beats_nobody_takes_hang():
     p = asm.Program(config=CFG)
     for _ in range(CFG.outstanding + 1):            # one more than the sequencer tracks
         at = p.vpu("scale", n=8, rows=1, mult_a=1)
@@ -683,12 +685,41 @@ def test_the_sequencer_stops_at_outstanding_commands_and_leftovers_are_reported(
     p.end()
     res, _ = run_program(p, config=CFG)
     assert res.state == "hung" and res.hung == f"VPU at {at:#x}: {CFG.outstanding} commands outstanding"
+    # a LOAD is answered after its unit has taken its last beat: one beat too many hangs it
     p = asm.Program(config=CFG)
-    p.load("gemm_a", addr=0x8000, rows=3, row_bytes=16, stride=32, beat_log2=4)
+    at = p.load("gemm_a", addr=0x8000, rows=3, row_bytes=16, stride=32, beat_log2=4)
     p.gemm("load_a", m=2, k=16)
-    p.end()
+    end = p.end()
     res, _ = run_program(p, config=CFG)
-    assert res.ok and res.leftover == {"gemm_a": 1}
+    assert res.state == "hung" and res.leftover == {"gemm_a": 1}
+    assert res.hung == f"END at {end:#x}: load (1 pending; the command at {at:#x} waits for gemm_a to take 1 more beats)"
+    # and a unit answers once its output has been taken: a result nobody stores hangs it
+    p = asm.Program(config=CFG)
+    p.load("vpu_a", addr=0x8000, rows=1, row_bytes=8, stride=0, beat_log2=3)
+    at = p.vpu("scale", n=8, rows=1, mult_a=1)
+    end = p.end()
+    res, _ = run_program(p, config=CFG)
+    assert res.state == "hung" and res.leftover == {"vpu_y": 1}
+    assert res.hung == f"END at {end:#x}: vpu (1 pending; the command at {at:#x} waits for its 1 beats on vpu_y to be taken)"
+
+
+def test_the_vector_unit_takes_its_two_operands_together_so_one_load_dma_cannot_feed_it():
+    """ADD takes a beat of a and of b at once, but the tile DMA delivers one LOAD's beats after
+    the other's: whatever the order of the loads, the first one waits for its partner."""
+    for rows in (1, 3):
+        p = asm.Program(config=CFG)
+        at = p.vpu("add", n=8, rows=rows, mult_a=1, mult_b=1)
+        p.store("vpu_y", addr=0x9000, rows=rows, row_bytes=8, stride=32, beat_log2=3)
+        with p.loop(rows):
+            first = p.load("vpu_a", addr=0x8000, rows=1, row_bytes=8, stride=0, beat_log2=3, iter_stride=32)
+            p.load("vpu_b", addr=0xA000, rows=1, row_bytes=8, stride=0, beat_log2=3, iter_stride=32)
+        end = p.end()
+        res, _ = run_program(p, config=CFG)
+        assert res.state == "hung", res
+        assert res.hung == (f"END at {end:#x}: load ({2 * rows} pending; the command at {first:#x} waits for vpu_a to "
+                            f"take 1 more beats); store (1 pending; the command at {at + 32:#x} waits for 1 beats "
+                            f"on vpu_y (has 0)); vpu (1 pending; the command at {at:#x} waits for 1 beats on "
+                            "vpu_a and vpu_b together (has 0; 1 and 0 waiting))"), res.hung
 
 
 def test_kv_copy_then_load_through_a_fence():
@@ -707,7 +738,7 @@ def test_kv_copy_then_load_through_a_fence():
         m.memory.write(0x8000, src.astype(np.int8).tobytes())
         m.load(0, p.words)
         res, = m.run(0)
-        assert res.ok and res.retired == len(p)
+        assert res.ok and res.retired == len(p) - 1        # END is not counted
         assert int(m.memory.read(0xB000, 8).view("<i8")[0]) == src.sum()
         assert int.from_bytes(m.memory.read(0xA000, 8).tobytes(), "little") == status_word(KvOp.COPY, 0, 0)
         assert res.hazards == ([] if fence else [f"LOAD at {load_at:#x} reads 0x9000, written by the KV at "

@@ -15,7 +15,17 @@ command queues of five units that run concurrently, each in its own command orde
 * the KV-cache DMA (``verif.kv_model.PagedKV`` on the same memory).
 
 Units meet on the port queues (a GEMM ``LOAD_B`` takes the beats a ``LOAD gemm_b`` brings,
-whichever is issued first); a unit command that needs beats not yet there waits. The sequencer
+whichever is issued first); a unit command that needs beats not yet there waits, and takes
+them as they come. As in the tile, the load DMA delivers in LOAD order (one router, no buffer
+per port): a LOAD's beats reach its port once every beat of the LOAD before has been taken, and
+a LOAD is answered (its error too) after its last beat was taken; the vector unit takes a beat
+of ``a`` and of ``b`` together (ADD, MUL, ROPE), so a binary operation fed by the one load DMA
+hangs, as it does on the tile. A GEMM or vector-unit command is answered once its output has
+been taken from its port (``hw.gemm``: output buffer empty; ``hw.vpu``: status after the data):
+a LOAD whose beats no unit takes, or a result no STORE takes, leaves its unit waiting (the
+beats are the hung tile's ``leftover``).
+Output queues are not bounded here (the units' output buffers are: 8 GEMM beats, a few VPU
+rows), so an order of STOREs that overflows one is not seen. The sequencer
 waits on FENCE (the units of the mask idle), WAIT (the semaphore), END (every unit idle) and
 on a unit with ``outstanding`` unanswered commands. The model runs the tiles round-robin, one
 instruction per tile per round, each followed by its units running as far as their data lets
@@ -34,9 +44,8 @@ ranges), UNIT (a GEMM or VPU status other than OK, at the address of the command
 TIMEOUT, KV (the descriptor's error; its status word is written), RANGE (a window outside
 ``[0, hbm_bytes)``, refused before any access) and ABORT (:meth:`Machine.abort`). After an
 error the tile's queues and unit commands are dropped (the sequencer's unit reset); buffer
-memories keep their contents. A launch does not clear the port queues (beats a program left
-there, reported as its ``leftover``, meet the next one, as on the hardware); launching tiles
-while none runs clears the semaphores (a new launch starts from 0).
+memories keep their contents. Launching tiles while none runs clears the semaphores (a new
+launch starts from 0).
 
 Not an ErrCode: :class:`ModelError`, for what the model cannot decide — an access inside the
 HBM but outside the image, a STREAM gather (the accelerator gives it no destination).
@@ -279,9 +288,9 @@ class GemmEngine:
 @dataclass
 class TileResult:
     """How a tile's program ended: ``state`` "done", "error" or "hung" (``hung`` says what it
-    waits for); ``err_code``/``err_pc`` as the tile's CSRs; ``retired`` instructions issued (a
-    KV and its descriptor count two, as the sequencer's counter); ``leftover`` beats still in a
-    port queue at the end, by port name; ``hazards`` (see the module docstring)."""
+    waits for); ``err_code``/``err_pc`` as the tile's CSRs; ``retired`` instructions issued
+    (a KV and its descriptor count two, END none, as the sequencer's counter); ``leftover``
+    beats still in a port queue at the end, by port name; ``hazards`` (module docstring)."""
     tile: int
     state: str
     err_code: ErrCode = ErrCode.NONE
@@ -474,8 +483,7 @@ class TileModel:
                 self.loop_start, self.loop_end = self.pc, self.pc + INSTR_BYTES * f["length"]
         elif op == Opcode.END:
             issued, advance = self._idle(_ALL_UNITS), False
-            if issued:
-                self.retired += 1
+            if issued:                          # not counted: the sequencer's END does not advance
                 self.state = "done"
                 self.machine.hazards.fence(self.index, list(Unit))
             else:
@@ -555,12 +563,40 @@ class TileModel:
                 return
 
     def _take(self, port, n):
+        """``n`` beats from ``port``, taken as they come (a generator)."""
+        q, got = self.queues[port], []
+        while True:
+            k = min(n - len(got), len(q))
+            if k:
+                got += [q.popleft() for _ in range(k)]
+                self.events += 1
+                self.timing.beats(self.index, port, -k)
+            if len(got) == n:
+                return got
+            yield f"{n} beats on {PORT_NAMES[port]} (has {len(got)})"
+
+    def _take_pair(self, pa, pb, n):
+        """``n`` beats of ``pa`` and of ``pb`` taken together, beat by beat (the vector unit's
+        two operands): a beat of one waits for the other's."""
+        qa, qb, got = self.queues[pa], self.queues[pb], []
+        while True:
+            k = min(n - len(got), len(qa), len(qb))
+            if k:
+                got += [(qa.popleft(), qb.popleft()) for _ in range(k)]
+                self.events += 1
+                self.timing.beats(self.index, pa, -k)
+                self.timing.beats(self.index, pb, -k)
+            if len(got) == n:
+                return [a for a, _ in got], [b for _, b in got]
+            yield (f"{n} beats on {PORT_NAMES[pa]} and {PORT_NAMES[pb]} together (has {len(got)}; "
+                   f"{len(qa)} and {len(qb)} waiting)")
+
+    def _drained(self, port):
+        """Wait until ``port``'s beats have been taken: a unit answers a command once its
+        output has left (the GEMM engine's output buffer, the vector unit's queues empty)."""
         q = self.queues[port]
-        while len(q) < n:
-            yield f"{n} beats on {PORT_NAMES[port]} (has {len(q)})"
-        self.events += 1
-        self.timing.beats(self.index, port, -n)
-        return [q.popleft() for _ in range(n)]
+        while q:
+            yield f"its {len(q)} beats on {PORT_NAMES[port]} to be taken"
 
     def _put(self, port, words):
         self.queues[port].extend(words)
@@ -597,11 +633,14 @@ class TileModel:
         padded = np.zeros((rows, nb * beat), np.uint8)
         padded[:, :rb] = window
         words[:, :beat] = padded.reshape(rows * nb, beat)
+        q = self.queues[mv["port"]]
         self._put(mv["port"], [bytes(w) for w in words])
+        # in order: the next LOAD's beats come once its unit has taken all of these, and the
+        # status (an AXI error included) follows the last one
+        while q:
+            yield f"{PORT_NAMES[mv['port']]} to take {len(q)} more beats"
         if bad.any():
             raise _Fault(ErrCode.LOAD)
-        return
-        yield
 
     def _exec_store(self, mv):
         mem, beat = self.machine.memory, 1 << mv["beat_log2"]
@@ -627,6 +666,7 @@ class TileModel:
         status = yield from self.gemm.run(f, self._take, self._put)
         if status is not GemmStatus.OK:
             raise _Fault(ErrCode.UNIT)
+        yield from self._drained(StorePort.GEMM_C)
 
     def _exec_vpu(self, f):
         v = self.cfg.vpu
@@ -643,15 +683,17 @@ class TileModel:
         nb = -(-n // lanes)
         in_w = FMT_BITS[Fmt(f["in_fmt"])] // 8
         for r in range(rows):
-            a = self._elements((yield from self._take(LoadPort.VPU_A, nb)), in_w, n)
             b = None
             if op in USES_B:
-                words = yield from self._take(LoadPort.VPU_B, nb)
+                wa, words = yield from self._take_pair(LoadPort.VPU_A, LoadPort.VPU_B, nb)
+                a = self._elements(wa, in_w, n)
                 if op is VpuOp.ROPE:
                     b = _bytes_rows(words, 4 * lanes).view("<i2").reshape(nb * lanes, 2)[:n].astype(np.int64)
                     b = b[None]
                 else:
                     b = self._elements(words, in_w, n)[None]
+            else:
+                a = self._elements((yield from self._take(LoadPort.VPU_A, nb)), in_w, n)
             row = dict(f, rows=1)
             if op is VpuOp.SOFTMAX and f["causal"]:
                 row.update(causal=0, len=f["len"] + r)      # row r keeps len + r elements
@@ -664,6 +706,8 @@ class TileModel:
                 word = pack(ScalarWord, {"argmax": {"value": int(s[0]), "index": int(s[1])}}
                             if op is VpuOp.ARGMAX else {"value": int(s)})
                 self._put(StorePort.VPU_S, [word.to_bytes(8, "little")])
+        yield from self._drained(StorePort.VPU_Y)
+        yield from self._drained(StorePort.VPU_S)
 
     def _elements(self, words, w, n):
         """Elements ``0..n-1`` of a row's beats: lane ``i`` of a beat at bytes ``[w*i, w*i+w)``."""
