@@ -18,6 +18,9 @@ from scoville.hw.gemm import GEMMBenchParams, GEMMParams, gemm
 from scoville.hw.kvdma import KVDMABenchParams, KVDMAParams, kvdma
 from scoville.hw.vpu.vpu import VPUBenchParams, VPUParams, vpu
 from scoville.hw.accel.tile_dma import TileDMAParams, tile_dma
+from scoville.hw.accel.tile import TileParams, tile
+from scoville.hw.testbench.accel import accel_system, tile_system
+from scoville.hw.accel.accel import AccelParams, accel
 from scoville.hw.noc.mesh import NoCBenchParams, noc_network
 from scoville.hw.testbench.noc import NoCParams, noc
 from scoville.hw.noc.router import RouterParams, noc_router
@@ -148,6 +151,12 @@ BLOCKS = {block.name: block for block in [
     Block("tile_dma", "tile DMA: 2-D HBM windows (rows x row_bytes at a stride) to and from unit ports of "
           "2**beat_log2-byte beats; AXI4 INCR bursts, read and write concurrent, abort",
           TileDMAParams, tile_dma, "scoville.verif.tb_tile_dma"),
+    Block("accel_tile", "compute tile: sequencer (program fetch and issue), tile DMA, GEMM engine, vector unit "
+          "behind one AXI4 manager", TileParams, tile_system, "scoville.verif.tb_accel_tile",
+          status="in construction", rtl=tile),
+    Block("accel", "the accelerator: compute tiles, HBM channels and the KV-cache DMA on the mesh NoC, host "
+          "AXI4-Lite CSRs and AXI4 port, programs fetched from HBM", AccelParams, accel_system,
+          "scoville.verif.tb_accel", status="in construction", rtl=accel),
 ]}
 
 

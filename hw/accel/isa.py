@@ -84,14 +84,17 @@ class ErrCode(enum.Enum, shape=4):
     of the instruction at fault."""
     NONE = 0
     BAD_OPCODE = 1     # an undefined opcode (0 included)
-    BAD_OPERAND = 2    # a field out of range: port, beat size, zero rows, row_bytes > stride,
-                       # unaligned addr/stride, REPEAT inside a REPEAT body or of length 0
+    BAD_OPERAND = 2    # a field out of range: port, a beat size the port does not take, zero
+                       # rows or row_bytes, row_bytes > stride (rows > 1), an address (with
+                       # the REPEAT offset) or stride (rows > 1) not a multiple of 32, a REPEAT
+                       # inside a REPEAT body or of length 0, a KV whose descriptor word
+                       # would fall outside its REPEAT body
     FETCH = 3          # the instruction fetch got an AXI error response
     LOAD = 4           # a LOAD got an AXI error response (SLVERR/DECERR)
     STORE = 5          # a STORE got an AXI error response
     UNIT = 6           # the GEMM engine or the vector unit answered a status other than OK
     TIMEOUT = 7        # a WAIT found its semaphore short for `timeout` cycles
-    KV = 8             # the KV-cache DMA reported an error for a descriptor of this program
+    KV = 8             # the KV-cache DMA reported an error (err_pc: the last KV issued)
     RANGE = 9          # a LOAD/STORE window reaches beyond the HBM (refused before any access)
     ABORT = 10         # the host wrote ctrl.abort
 
@@ -116,7 +119,8 @@ VpuBody = data.StructLayout({"cmd": 128})
 SemBody = data.StructLayout({"sem": 4, "_rsv4": 4, "count": 8, "timeout": 32})
 #: Body of FENCE.
 FenceBody = data.StructLayout({"units": Unit})
-#: Body of REPEAT: the next ``length`` instructions (1..4095, no REPEAT among them) run
+#: Body of REPEAT: the next ``length`` words (1..4095, no REPEAT among them; a KV and its
+#: descriptor count two) run
 #: ``count`` times (1..65535; 0 skips them).
 RepeatBody = data.StructLayout({"count": 16, "length": 12})
 

@@ -238,7 +238,7 @@ class Sequencer(wiring.Component):
         port_ok = Mux(is_load, load_ok, store_ok)
         multi = mv.rows > 1
         operand_ok = (port_ok & (mv.rows != 0) & (mv.row_bytes != 0)
-                      & (mv.addr[:5] == 0) & (~multi | ((mv.stride[:5] == 0) & (mv.row_bytes <= mv.stride))))
+                      & (eff[:5] == 0) & (~multi | ((mv.stride[:5] == 0) & (mv.row_bytes <= mv.stride))))
         range_ok = (eff >= 0) & (end <= self._hbm)
         resolved = Signal(Move)
         m.d.comb += [resolved.eq(mv), resolved.addr.eq(eff[:AW]), resolved.iter_stride.eq(0)]
@@ -300,9 +300,13 @@ class Sequencer(wiring.Component):
                                 with m.If(self.m_vpu.tready & units["vpu"].room):
                                     m.d.comb += [units["vpu"].push.eq(1), advance.eq(1)]
                             with m.Case(Opcode.KV):
-                                m.d.sync += last_kv_pc.eq(pc)
-                                m.d.comb += advance.eq(1)
-                                m.next = "KV_DESC"
+                                # its descriptor must be the next word of the same loop body
+                                with m.If(loop_on & (next_pc == loop_end)):
+                                    m.d.comb += [dec_fault.eq(1), dec_code.eq(ErrCode.BAD_OPERAND)]
+                                with m.Else():
+                                    m.d.sync += last_kv_pc.eq(pc)
+                                    m.d.comb += advance.eq(1)
+                                    m.next = "KV_DESC"
                             with m.Case(Opcode.SIGNAL):
                                 m.d.comb += self.m_post.valid.eq(1)
                                 with m.If(self.m_post.ready):
