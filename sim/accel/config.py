@@ -63,6 +63,23 @@ class TileConfig:
         return cls(gemm=gemm, vpu=vpu, hbm_bytes=p.hbm_bytes or 1 << p.addr_width,
                    channel_shift=min(channel_shift, p.addr_width), outstanding=p.outstanding)
 
+    def to_tile_params(self, *, id_width=None):
+        """The ``hw.accel.tile.TileParams`` of a tile with this configuration (the inverse of
+        :meth:`from_tile_params`): ``addr_width`` the bits of ``hbm_bytes``. Raises
+        ParameterError for what a tile cannot be: an output-stationary array, a vector unit
+        whose ``rope_max`` is not the tile's default."""
+        from scoville.hw.accel.tile import TileParams
+        g, v = self.gemm, self.vpu
+        if g.dataflow != "ws":
+            raise ParameterError(f"gemm dataflow: {g.dataflow!r} is not a tile's (accepted: ws)")
+        if v.rope_max != VPUParams().rope_max:
+            raise ParameterError(f"vpu rope_max: {v.rope_max} is not a tile's (accepted: {VPUParams().rope_max})")
+        extra = {} if id_width is None else {"id_width": id_width}
+        return TileParams(rows=g.rows, cols=g.cols, a_depth=g.a_depth, b_depth=g.b_depth, c_depth=g.c_depth,
+                          max_n=g.max_n, lanes=v.lanes, vpu_buffer=v.buffer, vpu_channels=v.channels,
+                          addr_width=max(12, (self.hbm_bytes - 1).bit_length()), hbm_bytes=self.hbm_bytes,
+                          outstanding=self.outstanding, **extra)
+
     @property
     def channels(self):
         """Channels of the address map (the last one may be partly populated)."""
