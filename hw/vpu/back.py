@@ -21,7 +21,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .decode import op_in
-from .fixed import delay as _delay, rshr, sat, sat_to
+from .fixed import delay as _delay, rshr_sat, sat_to
 from .front import BackCommand, row_beat_layout
 from .funcs import Exp2Neg
 from .layouts import (EXP_D_MAX, FMT_BITS, NORM_FRAC, REDUCTIONS, TWO_PASS, ChannelParam, Fmt,
@@ -238,9 +238,11 @@ class Back(wiring.Component):
         yy = [Signal(signed(32), name=f"yy{i}") for i in range(L)]
         for i in range(L):
             m.d.sync += p1[i].eq(xs[i] * ys[i])
-            m.d.sync += vv[i].eq(sat(rshr(p1[i], delay(s1[i], 1, f"s1d{i}")), 34))
+            m.d.sync += vv[i].eq(rshr_sat(p1[i], delay(s1[i], 1, f"s1d{i}"), 34))
             m.d.sync += p2[i].eq(vv[i] * delay(ws[i], 2, f"wd{i}"))
-            y = rshr(p2[i], delay(s2[i], 3, f"s2d{i}")) + delay(os_[i], 3, f"od{i}")
+            # Clipping the rounded value to 33 bits first changes no output: past the int32
+            # range by more than any offset, it stays past it with the offset added.
+            y = rshr_sat(p2[i], delay(s2[i], 3, f"s2d{i}"), 33) + delay(os_[i], 3, f"od{i}")
             m.d.sync += yy[i].eq(sat_to(y, {f.value: b for f, b in FMT_BITS.items()}, cmd.out_fmt))
         beat6, v6 = delay(beat3, 4, "beat6"), delay(v3, 4, "v6")
 

@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .decode import command_status, op_in
-from .fixed import delay as _delay, rshr, sat
+from .fixed import delay as _delay, rshr_sat
 from .funcs import Exp2Neg, PWL
 from .pairs import HalvesPairing
 from .layouts import (FMT_BITS, M_INIT, REDUCTIONS, ROPE_FRAC, SOFTMAX_FRAC, TWO_PASS, USES_B,
@@ -229,7 +229,7 @@ class Front(wiring.Component):
         u = [Signal(signed(34), name=f"u_{i}") for i in range(L)]
         for i in range(L):
             s = p1[i] + p2[i]
-            m.d.sync += u[i].eq(Mux(first_round, sat(rshr(s, cur.shift_a), 32), s))
+            m.d.sync += u[i].eq(Mux(first_round, rshr_sat(s, cur.shift_a, 32), s))
         # MUL's a*b (< 2**31) and ROPE's a*cos +- a'*sin (< 2**32) stay exact in 34 bits
 
         # ---- PWL (GELU, SiLU) or a delay of the same length ---------------------------
@@ -256,7 +256,7 @@ class Front(wiring.Component):
         t = [Signal(signed(32), name=f"t_{i}") for i in range(L)]
         for i in range(L):
             m.d.sync += p3[i].eq(w[i] * y3.as_signed())
-            m.d.sync += t[i].eq(sat(rshr(p3[i], s3), 32))
+            m.d.sync += t[i].eq(rshr_sat(p3[i], s3, 32))
 
         vm = delay(v0, MAP_LATENCY - 1, "v")
         tagm = delay(tag0, MAP_LATENCY - 1, "tag")
