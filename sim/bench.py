@@ -25,6 +25,10 @@ def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compi
     Input files the workload names are checked first: a bad one fails before any build; a
     relative path is taken from the current directory (the simulator runs elsewhere)."""
     block.check_workload(workload)
+    if block.bench_runner is not None:
+        result = block.bench_runner(params, workload, sim=sim, seed=seed, fast_compile=fast_compile)
+        return {"block": block.name, "params": params, "workload": workload, "sim": sim,
+                "seed": seed or 1, **result}
     workload = {**workload, **{name: str(Path(workload[name]).resolve())
                                for name, _ in block.input_files if workload.get(name)}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -36,6 +40,9 @@ def run_bench(block, params, workload, *, sim="verilator", seed=None, fast_compi
     return {"block": block.name, "params": params, "workload": workload, "sim": sim, "seed": ran.seed, **result}
 
 
+
+ACCEL_SMALL = {"tiles": 2, "rows": 4, "cols": 4, "lanes": 2, "a_depth": 64, "b_depth": 64, "c_depth": 64,
+               "max_n": 16, "vpu_buffer": 32, "vpu_channels": 32, "hbm_channels": 2, "hbm_rows": 8}
 
 # (block, hardware parameters, workload): defaults unless a docs/ figure needs another set. Every
 # block with a bench appears (tests/test_bench_suite.py checks it); heavy runs belong here, not in
@@ -82,6 +89,10 @@ SUITE = [
         ("softmax", 32, 256), ("softmax", 256, 64), ("softmax", 4096, 4), ("layernorm", 256, 64),
         ("gelu", 256, 64), ("rope", 256, 64), ("argmax", 49152, 1))],
     ("vpu", {}, {"op": "rope", "pairs": "halves", "n": 256, "rows": 64}),
+    # docs/accel.md: whole workloads from HBM to HBM on the small configuration (the one
+    # tests/test_accel.py builds), RTL and model
+    *[("accel", ACCEL_SMALL, {"workload": wl, "m": m, "k": k, "n": n, "engine": e})
+      for wl, m, k, n in (("gemm", 16, 64, 64), ("gemv", 1, 128, 128)) for e in ("rtl", "model")],
 ]
 
 

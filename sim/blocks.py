@@ -21,6 +21,7 @@ from scoville.hw.accel.tile_dma import TileDMAParams, tile_dma
 from scoville.hw.accel.tile import TileParams, tile
 from scoville.hw.testbench.accel import accel_system, tile_system
 from scoville.hw.accel.accel import AccelParams, accel
+from scoville.sim.accel.bench import AccelBenchParams
 from scoville.hw.noc.mesh import NoCBenchParams, noc_network
 from scoville.hw.testbench.noc import NoCParams, noc
 from scoville.hw.noc.router import RouterParams, noc_router
@@ -61,6 +62,9 @@ class Block:
     # Workload fields naming input files, with the parser that validates each (raising a
     # one-line ParameterError with file and line), run before any build starts.
     input_files: tuple[tuple[str, Callable], ...] = ()
+    # A bench that is more than one cocotb test (compile a workload, run it on an engine):
+    # ``bench_runner(params, workload, sim=, seed=, fast_compile=)`` returns the result dict.
+    bench_runner: Callable | None = None
 
     @property
     def rtl_factory(self):
@@ -98,6 +102,13 @@ class CSRBench(Params):
 
 
 TRACE_FILE = (("trace", parse_trace),)
+
+def _bench_accel(params, workload, *, sim="verilator", seed=None, fast_compile=False):
+    from scoville.sim.accel.bench import bench_accel     # it runs the block registry's own blocks
+    if sim != "verilator":
+        raise ParameterError(f"sim: {sim!r} is not accepted for accel (accepted: verilator)")
+    return bench_accel(params, workload, seed=seed or 1, fast_compile=True)
+
 
 BLOCKS = {block.name: block for block in [
     Block("skid_buffer", "two-entry registered stream slice (cuts valid/ready timing paths)",
@@ -156,7 +167,8 @@ BLOCKS = {block.name: block for block in [
           status="in construction", rtl=tile),
     Block("accel", "the accelerator: compute tiles, HBM channels and the KV-cache DMA on the mesh NoC, host "
           "AXI4-Lite CSRs and AXI4 port, programs fetched from HBM", AccelParams, accel_system,
-          "scoville.verif.tb_accel", status="in construction", rtl=accel),
+          "scoville.verif.tb_accel", status="in construction", rtl=accel,
+          bench_params=AccelBenchParams, bench_runner=_bench_accel),
 ]}
 
 

@@ -133,17 +133,19 @@ def _jobs(rng):
     return jobs
 
 
-@pytest.fixture(scope="module")
-def job_file(tmp_path_factory):
-    rng = np.random.default_rng(7)
-    arrays = {"count": np.array(0)}
-    jobs = _jobs(rng)
+def save_jobs(jobs, directory):
+    """The jobs' arrays (``Job.arrays``) in ``directory/jobs.npz``, the testbenches' job file."""
+    arrays = {"count": np.array(len(jobs))}
     for k, job in enumerate(jobs):
         arrays.update(job.arrays(k))
-    arrays["count"] = np.array(len(jobs))
-    path = tmp_path_factory.mktemp("accel_tile") / "jobs.npz"
+    path = directory / "jobs.npz"
     np.savez(path, **arrays)
     return path
+
+
+@pytest.fixture(scope="module")
+def job_file(tmp_path_factory):
+    return save_jobs(_jobs(np.random.default_rng(7)), tmp_path_factory.mktemp("accel_tile"))
 
 
 def test_tile_programs(job_file):

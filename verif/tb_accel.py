@@ -57,6 +57,9 @@ async def programs(dut):
         await csr.write_dword(offset["launch"], mask)
         start = tb.cycle
         tb.expecting = f"job {name}: the interrupt"
+        while dut.irq.value:               # the previous job's, until the launch clears it
+            await RisingEdge(dut.clk)
+            assert tb.cycle - start < 100, f"job {name}: the launch did not clear irq_status"
         while not dut.irq.value:
             await RisingEdge(dut.clk)
             assert tb.cycle - start < int(job["max_cycles"]), f"job {name}: no interrupt after {job['max_cycles']} cycles"
@@ -67,7 +70,7 @@ async def programs(dut):
         pcs = [await csr.read_dword(offset[f"err_pc{t}"]) for t in range(tiles)]
         dut._log.info("job %s: done %#x error %#x codes %s pcs %s in %d cycles", name, done, error,
                       codes, [hex(x) for x in pcs], cycles)
-        got = np.frombuffer(await host.read(0, len(image)), dtype=np.uint8)
+        got = np.frombuffer((await host.read(0, len(image))).data, dtype=np.uint8)
         results.update({f"{k}/image": got, f"{k}/cycles": np.array(cycles), f"{k}/done": np.array(done),
                         f"{k}/error": np.array(error), f"{k}/err_code": np.array(codes),
                         f"{k}/err_pc": np.array(pcs)})

@@ -17,6 +17,11 @@ beats from its source port. A unit beat carries ``2**beat_log2`` bytes in its lo
 port's native width (GEMM A ``R`` bytes, B ``C``, Q and P and S 8, C ``4C`` or ``C``, VPU
 ``lanes`` times 1, 2 or 4); the sequencer refuses any other size for the port.
 
+The vector unit takes a beat of ``a`` and one of ``b`` together (ADD, MUL, ROPE) while the DMA
+delivers one move after another, so ``b`` goes through a row buffer of ``vpu_buffer / lanes``
+beats: a program loads a row of ``b``, then the row of ``a`` it pairs with (REPEAT over the rows
+with two LOADs).
+
 ``unit_reset`` from the sequencer (after an error) resets the GEMM engine, the vector unit and
 the routing state, so the next program finds every unit empty.
 
@@ -206,10 +211,21 @@ class Tile(wiring.Component):
                      wr_ord.w_data.eq(mv.port | (unit_beats << 4)),
                      wr_ord.w_en.eq(seq.m_store.valid & seq.m_store.ready)]
 
+        # ---- the second operand's row buffer ----------------------------------------------
+        # The vector unit takes an a beat and a b beat together (ADD, MUL, ROPE), while the DMA
+        # delivers one move after the other: b's rows wait here, so a program loads a row of b,
+        # then the row of a it pairs with (up to vpu_buffer elements of int32 per row).
+        bq = m.submodules.vpu_b_rows = ResetInserter(reset)(
+            fifo.SyncFIFOBuffered(width=len(vpu_c.s_axis_b.tdata), depth=c["vpu_buffer"] // L))
+        m.d.comb += [vpu_c.s_axis_b.tdata.eq(bq.r_data), vpu_c.s_axis_b.tvalid.eq(bq.r_rdy),
+                     bq.r_en.eq(vpu_c.s_axis_b.tready)]
+        b_rows = AXIStreamSignature(data_width=len(vpu_c.s_axis_b.tdata), keep=False, last=False).create()
+        m.d.comb += [bq.w_data.eq(b_rows.tdata), bq.w_en.eq(b_rows.tvalid), b_rows.tready.eq(bq.w_rdy)]
+
         # ---- load router: each read beat to its move's port ------------------------------
         sinks = {LoadPort.GEMM_A: gemm_c.s_axis_a, LoadPort.GEMM_B: gemm_c.s_axis_b,
                  LoadPort.GEMM_Q: gemm_c.s_axis_q, LoadPort.VPU_A: vpu_c.s_axis_a,
-                 LoadPort.VPU_B: vpu_c.s_axis_b, LoadPort.VPU_P: vpu_c.s_axis_p}
+                 LoadPort.VPU_B: b_rows, LoadPort.VPU_P: vpu_c.s_axis_p}
         rd = dma.m_rd
         ready = 0
         for port, sink in sinks.items():
