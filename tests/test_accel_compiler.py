@@ -228,11 +228,57 @@ def test_softmax_row_longer_than_the_buffer_is_refused():
         compile(g, SMALL)
 
 
-def test_two_operand_ops_are_refused_the_tile_cannot_feed_them():
+def rope_coef(rng, shape):
+    """Random {cos, sin} Q1.14 pairs as the int32 elements ``Graph.rope`` takes, and as pairs."""
+    angle = rng.uniform(-np.pi, np.pi, shape)
+    cs = np.stack([np.round(np.cos(angle) * (1 << 14)), np.round(np.sin(angle) * (1 << 14))], -1).astype(np.int64)
+    packed = (cs[..., 0] & 0xFFFF) | (cs[..., 1] << 16)
+    return packed.astype(np.int64), cs
+
+
+BINARY = {
+    "add": (lambda g, a, b: g.add(a, b, mult_a=3, mult_b=-2, shift_a=1), {"op": VpuOp.ADD, "mult_a": 3,
+                                                                           "mult_b": -2, "shift_a": 1}),
+    "mul": (lambda g, a, b: g.mul(a, b, mult_a=1, shift_a=6), {"op": VpuOp.MUL, "mult_a": 1, "shift_a": 6}),
+    "rope": (lambda g, a, b: g.rope(a, b, mult_a=1), {"op": VpuOp.ROPE, "mult_a": 1}),
+    "rope_halves": (lambda g, a, b: g.rope(a, b, mult_a=1, halves=True), {"op": VpuOp.ROPE, "mult_a": 1,
+                                                                          "halves": 1}),
+}
+
+
+@pytest.mark.parametrize("cfg,rows,n", [(SMALL, 9, 20), (SMALL, 5, 48), (WIDE, 11, 24), (TINY, 40, 8)],
+                         ids=["small", "small_pieces", "wide", "tiny_groups"])
+@pytest.mark.parametrize("name", list(BINARY))
+def test_two_operand_ops_feed_b_through_the_row_buffer(name, cfg, rows, n):
+    build, cmd = BINARY[name]
+    if name == "rope_halves" and n > cfg.vpu.buffer:
+        pytest.skip("halves pairs are not cut into pieces")
+    rng = np.random.default_rng(n)
+    a = rng.integers(-128, 128, (rows, n))
+    if name.startswith("rope"):
+        b, cs = rope_coef(rng, (rows, n))
+    else:
+        b = cs = rng.integers(-128, 128, (rows, n))
     g = Graph()
-    g.output("y", g.add(g.input("a", (2, 8)), g.input("b", (2, 8))))
-    with pytest.raises(CompileError, match="vpu add: the tile cannot feed two operands"):
-        compile(g, SMALL)
+    g.output("y", build(g, g.input("a", (rows, n)), g.input("b", (rows, n), "int32" if name.startswith("rope") else "int8")))
+    c = compile(g, cfg)
+    res = _run(c, {"a": a, "b": b})
+    v = cfg.vpu
+    _, want, _ = VPUModel(lanes=v.lanes, buffer=v.buffer, channels=v.channels).run(
+        {"n": n, "rows": rows, "in_fmt": 0, "out_fmt": 0, **{k: getattr(x, "value", x) for k, x in cmd.items()}},
+        a, cs)
+    assert (res.outputs["y"] == want).all()
+    if n <= v.buffer:                       # whole rows, in groups the b row buffer holds
+        group = max(1, (v.buffer // v.lanes) // -(-n // v.lanes))
+        assert ("repeat" in c.programs[0].text()) == (rows // group > 1)
+
+
+def test_a_two_operand_op_needs_its_operands_alike():
+    g = Graph()
+    with pytest.raises(CompileError, match=r"vpu add: b is \(2, 8\) int16, a is \(2, 8\) int8 \(accepted: b of a's shape, int8\)"):
+        g.add(g.input("a", (2, 8)), g.input("b", (2, 8), "int16"))
+    with pytest.raises(CompileError, match="vpu rope: .*accepted: b of a's shape, int32"):
+        g.rope(g.input("c", (2, 8)), g.input("d", (2, 8)))
 
 
 def test_a_load_of_what_the_tile_stored_follows_a_fence():

@@ -14,6 +14,7 @@ from scoville.hw.gemm import GEMMParams, Op as GemmOp, QParam
 from scoville.hw.kvdma.descriptors import Err as KvErr, Op as KvOp, pack_descriptor, status_word
 from scoville.hw.params import ParameterError
 from scoville.hw.vpu.layouts import ChannelParam, Fmt, Op as VpuOp
+from scoville.hw.vpu.vpu import VPUParams
 from scoville.sim.accel import asm
 from scoville.sim.accel.alloc import AllocationError, HBMAllocator
 from scoville.sim.accel.config import TileConfig
@@ -680,11 +681,27 @@ def test_a_unit_waiting_for_data_that_never_comes_hangs_and_says_why():
 def test_the_sequencer_stops_at_outstanding_commands_and_beats_nobody_takes_hang():
     p = asm.Program(config=CFG)
     for _ in range(CFG.outstanding + 1):            # one more than the sequencer tracks
-        at = p.vpu("scale", n=8, rows=1, mult_a=1)
-    p.load("vpu_a", addr=0x8000, rows=CFG.outstanding + 1, row_bytes=8, stride=32, beat_log2=3)
+        at = p.load("vpu_a", addr=0x8000, rows=1, row_bytes=8, stride=0, beat_log2=3)
+    p.vpu("scale", n=8, rows=CFG.outstanding + 1, mult_a=1)
     p.end()
     res, _ = run_program(p, config=CFG)
-    assert res.state == "hung" and res.hung == f"VPU at {at:#x}: {CFG.outstanding} commands outstanding"
+    assert res.state == "hung" and res.hung == f"LOAD at {at:#x}: {CFG.outstanding} commands outstanding"
+    # the vector unit takes a command once the previous one has its inputs (the GEMM engine
+    # once the previous LOAD_*/STORE is done): a second command ahead of the data hangs
+    p = asm.Program(config=CFG)
+    first = p.vpu("scale", n=8, rows=1, mult_a=1)
+    at = p.vpu("scale", n=8, rows=1, mult_a=1)
+    p.load("vpu_a", addr=0x8000, rows=2, row_bytes=8, stride=32, beat_log2=3)
+    p.end()
+    res, _ = run_program(p, config=CFG)
+    assert res.state == "hung" and res.hung == (f"VPU at {at:#x}: the vector unit has not taken all the inputs "
+                                                f"of its previous command (at {first:#x})")
+    p = asm.Program(config=CFG)
+    first = p.gemm("load_a", m=2, k=16)
+    at = p.gemm("load_b", k=16, n=16)
+    p.end()
+    res, _ = run_program(p, config=CFG)
+    assert res.state == "hung" and res.hung == f"GEMM at {at:#x}: the GEMM engine is busy with LOAD_A (at {first:#x})"
     # a LOAD is answered after its unit has taken its last beat: one beat too many hangs it
     p = asm.Program(config=CFG)
     at = p.load("gemm_a", addr=0x8000, rows=3, row_bytes=16, stride=32, beat_log2=4)
@@ -703,23 +720,39 @@ def test_the_sequencer_stops_at_outstanding_commands_and_beats_nobody_takes_hang
     assert res.hung == f"END at {end:#x}: vpu (1 pending; the command at {at:#x} waits for its 1 beats on vpu_y to be taken)"
 
 
-def test_the_vector_unit_takes_its_two_operands_together_so_one_load_dma_cannot_feed_it():
-    """ADD takes a beat of a and of b at once, but the tile DMA delivers one LOAD's beats after
-    the other's: whatever the order of the loads, the first one waits for its partner."""
-    for rows in (1, 3):
-        p = asm.Program(config=CFG)
+def test_the_vector_unit_takes_b_from_its_row_buffer_so_b_goes_first():
+    """ADD takes a beat of a and of b at once, and the tile DMA delivers one LOAD's beats after
+    the other's: b's rows wait in the row buffer (buffer / lanes beats), so loading b, then a
+    works, while a first hangs (its beats wait for b, which waits behind them), and so does a
+    b LOAD beyond the buffer."""
+    cfg = TileConfig(vpu=VPUParams(lanes=8, buffer=32, channels=32), hbm_bytes=1 << 20, channel_shift=19)
+    depth = cfg.vpu.buffer // cfg.vpu.lanes
+    for order, rows, b_rows in (("ba", 3, 1), ("ab", 3, 1), ("ba", depth + 1, depth + 1)):
+        p = asm.Program(config=cfg)
         at = p.vpu("add", n=8, rows=rows, mult_a=1, mult_b=1)
         p.store("vpu_y", addr=0x9000, rows=rows, row_bytes=8, stride=32, beat_log2=3)
-        with p.loop(rows):
-            first = p.load("vpu_a", addr=0x8000, rows=1, row_bytes=8, stride=0, beat_log2=3, iter_stride=32)
-            p.load("vpu_b", addr=0xA000, rows=1, row_bytes=8, stride=0, beat_log2=3, iter_stride=32)
+        loads = {"a": dict(port="vpu_a", addr=0x8000), "b": dict(port="vpu_b", addr=0xA000)}
+        with p.loop(rows // b_rows):
+            first = [p.load(**loads[x], rows=b_rows, row_bytes=8, stride=32, beat_log2=3, iter_stride=32 * b_rows)
+                     for x in order][0]
         end = p.end()
-        res, _ = run_program(p, config=CFG)
-        assert res.state == "hung", res
-        assert res.hung == (f"END at {end:#x}: load ({2 * rows} pending; the command at {first:#x} waits for vpu_a to "
-                            f"take 1 more beats); store (1 pending; the command at {at + 32:#x} waits for 1 beats "
-                            f"on vpu_y (has 0)); vpu (1 pending; the command at {at:#x} waits for 1 beats on "
-                            "vpu_a and vpu_b together (has 0; 1 and 0 waiting))"), res.hung
+        m = Machine(cfg)
+        m.memory.write(0x8000, np.arange(32 * rows, dtype=np.uint8).tobytes())
+        m.memory.write(0xA000, np.full(32 * rows, 3, np.uint8).tobytes())
+        m.load(0, p.words)
+        res, = m.run(0)
+        if order == "ba" and b_rows == 1:
+            assert res.ok and not res.leftover, res
+            y = np.stack([m.memory.read(0x9000 + 32 * r, 8).view(np.int8) for r in range(rows)])
+            assert (y == np.arange(32 * rows).reshape(rows, 32)[:, :8].astype(np.int8) + 3).all()
+        elif order == "ab":
+            assert res.hung == (f"END at {end:#x}: load ({2 * rows} pending; the command at {first:#x} waits "
+                                f"for vpu_a to take 1 more beats); store (1 pending; the command at {at + 32:#x} "
+                                f"waits for 1 beats on vpu_y (has 0)); vpu (1 pending; the command at {at:#x} "
+                                "waits for 1 beats on vpu_a and vpu_b together (has 0; 1 and 0 waiting))"), res.hung
+        else:
+            assert res.state == "hung" and f"waits for room in the vpu_b row buffer for 1 more beats (holds {depth})" \
+                in res.hung, res.hung
 
 
 def test_kv_copy_then_load_through_a_fence():
@@ -758,7 +791,7 @@ def test_text_programs_run_and_the_cycle_model_hooks_see_every_event():
         def __init__(self):
             self.events = []
 
-        def issue(self, tile, pc, opcode):
+        def issue(self, tile, pc, opcode, fields):
             self.events.append(("issue", pc))
 
         def unit_start(self, tile, unit, pc, cmd):

@@ -48,10 +48,10 @@ Vector-unit ops (``hw/vpu``): rows of ``n`` elements from HBM, results to HBM: e
 (``requant``, ``rmsnorm``, ``layernorm``), ``requant_dyn`` (int8 rows plus each row's absolute
 maximum) and reductions (``max``, ``sum``, ``sumsq``, ``argmax``: one int64 per row). Command
 fields (``mult_a``, ``shift_a``, ``mult_b``, ``shift_b``, ``len``, ``causal``) are passed as
-they are (``docs/vpu.md``). The two-operand ``add``/``mul`` are graph operations the compiler
-refuses: the tile's one load DMA delivers a LOAD's beats only after the previous LOAD's, with no
-buffer per port, while the vector unit takes a beat of ``a`` and of ``b`` together, so any
-program feeding it both hangs (on the RTL, and on the machine model, which follows that rule).
+they are (``docs/vpu.md``). The two-operand ``add``, ``mul`` and ``rope`` (``b``: a {cos, sin}
+pair per element) feed ``b`` through the tile's row buffer in front of the vector unit: a REPEAT
+over groups of rows, each a LOAD of ``b`` rows (as many as the buffer holds) and the LOAD of the
+``a`` rows they pair with, the STORE of the results issued before them.
 """
 
 import math
@@ -228,11 +228,10 @@ class Graph:
             op = op if isinstance(op, VpuOp) else VpuOp[str(op).upper()]
         except KeyError:
             raise CompileError(f"vpu op: {op!r} is not accepted (accepted: one of "
-                               + ", ".join(o.name.lower() for o in VpuOp if o not in (VpuOp.LOAD_P, VpuOp.ROPE))
+                               + ", ".join(o.name.lower() for o in VpuOp if o is not VpuOp.LOAD_P)
                                + ")") from None
-        if op in (VpuOp.LOAD_P, VpuOp.ROPE):
-            raise CompileError(f"vpu op: {op.name.lower()} is not compiled (LOAD_P comes with the "
-                               "per-channel ops; ROPE's cos/sin operand is not a graph tensor yet)")
+        if op is VpuOp.LOAD_P:
+            raise CompileError("vpu op: load_p is not compiled (it comes with the per-channel ops)")
         if a.dtype not in _FMT:
             raise CompileError(f"vpu {op.name.lower()}: input {a.name} is {a.dtype} (accepted: int8, int16, int32)")
         if out not in _FMT:
@@ -240,9 +239,10 @@ class Graph:
         if (op in USES_B) != (b is not None):
             raise CompileError(f"vpu {op.name.lower()}: " + ("needs a second operand b" if op in USES_B
                                                              else "takes no second operand"))
-        if b is not None and (b.shape != a.shape or b.dtype != a.dtype):
+        b_dtype = "int32" if op is VpuOp.ROPE else a.dtype      # ROPE: a {cos, sin} pair per element
+        if b is not None and (b.shape != a.shape or b.dtype != b_dtype):
             raise CompileError(f"vpu {op.name.lower()}: b is {b.shape} {b.dtype}, a is {a.shape} {a.dtype} "
-                               "(accepted: the same shape and dtype)")
+                               f"(accepted: b of a's shape, {b_dtype})")
         n = a.cols
         table = None
         if op in USES_CHANNELS:
@@ -308,6 +308,12 @@ class Graph:
 
     def mul(self, a, b, *, mult_a=1, shift_a=0, out="int8", name=None):
         return self.vpu(VpuOp.MUL, a, b, out=out, name=name, mult_a=mult_a, shift_a=shift_a)
+
+    def rope(self, a, coef, *, mult_a=1, shift_a=0, halves=False, out="int8", name=None):
+        """Rotary embedding of the rows of ``a`` (int8/int16) by ``coef``: int32 of a's shape,
+        element j's ``{cos, sin}`` in Q1.14 (``hw.vpu.layouts.RopeCoef``: cos in the low 16
+        bits, sin in the high 16); pairs (2i, 2i+1), or (j, j + n/2) with ``halves``."""
+        return self.vpu(VpuOp.ROPE, a, coef, out=out, name=name, mult_a=mult_a, shift_a=shift_a, halves=halves)
 
     def reduce(self, op, a, *, name=None):
         """MAX, SUM, SUMSQ or ARGMAX of every row (rows x 1 int64; ARGMAX: value in the low 32
@@ -664,10 +670,6 @@ class _Compiler:
         a, y, s = op.a, op.y, op.s
         n, rows = a.cols, a.rows
         v = self.cfg.vpu
-        if op.op in USES_B:
-            raise CompileError(f"vpu {op.op.name.lower()}: the tile cannot feed two operands (its load DMA "
-                               "delivers one LOAD's beats after another's, and the vector unit takes a beat "
-                               "of a and of b together: the program would hang; hw/accel/tile.py)")
         cmd = dict(op.fields)
         status = check_command(dict(cmd, rows=1), lanes=v.lanes, buffer=v.buffer, channels=v.channels,
                                rope_max=v.rope_max)
@@ -676,10 +678,11 @@ class _Compiler:
                                f"{status.name} (lanes {v.lanes}, buffer {v.buffer}, channels {v.channels}; "
                                "docs/vpu.md)")
         al = self.place(a)
+        bl = self.place(op.b) if op.b is not None else None
         yl = self.place(y) if y is not None else None
         sl = self.place(s) if s is not None else None
         split = self.row_split(rows)
-        self.sync_for([(t, a, r0, r0 + nr, 0, n) for t, r0, nr in split])
+        self.sync_for([(t, x, r0, r0 + nr, 0, n) for t, r0, nr in split for x in (a, op.b) if x is not None])
         plan = {"op": op.op.name.lower(), "out": (y or s).name, "rows": rows, "n": n, "tiles": []}
         for t, r0, nr in split:
             tile = self.tiles[t]
@@ -688,7 +691,10 @@ class _Compiler:
                 p_at = self.constant(f"{(y or s).name}.p[t{t}]", _pack_table(ChannelParam, {
                     "offset": op.params[:, 0], "mult": op.params[:, 1], "shift": op.params[:, 2]}),
                     self.channel(t))
-            self.vpu_rows(tile, op.op, cmd, r0, nr, _View(al), _View(yl) if yl else None, sl, p_at)
+            if bl is not None:
+                self.binary_rows(tile, cmd, r0, nr, al, bl, yl)
+            else:
+                self.vpu_rows(tile, op.op, cmd, r0, nr, _View(al), _View(yl) if yl else None, sl, p_at)
             for out in (y, s):
                 if out is not None:
                     self.wrote(t, out, r0, r0 + nr, 0, out.cols)
@@ -722,6 +728,41 @@ class _Compiler:
                 tile.store("vpu_y", y.row(q0), qn, y.row_bytes, y.stride, lanes * y.elem)
             else:
                 tile.store("vpu_s", s.addr + q0 * s.stride, qn, 8, s.stride, 8)
+
+    def binary_rows(self, tile, cmd, r0, nrows, a, b, y):
+        """ADD, MUL, ROPE on rows r0.. of ``a`` and ``b`` into ``y``. The tile feeds ``b`` through
+        a row buffer of ``buffer / lanes`` beats in front of the vector unit (``hw/accel/tile.py``),
+        and the load DMA delivers one LOAD after another, so each group of rows is a LOAD of
+        ``b`` (as many rows as the buffer holds), then the LOAD of ``a`` it pairs with, in a
+        REPEAT over the groups; the STORE of ``y`` is issued before them (it takes the rows as
+        they come). Rows longer than the buffer go in column pieces starting on atoms."""
+        v = self.cfg.vpu
+        lanes, n, name = v.lanes, cmd["n"], VpuOp(cmd["op"]).name.lower()
+        q = ATOM_BYTES // min(a.elem, b.elem, y.elem)           # elements per atom, at most
+        piece = n if n <= v.buffer else v.buffer // q * q
+        if piece == 0 or (cmd.get("halves") and piece < n):
+            raise CompileError(f"vpu {name}: rows of {n} elements do not fit the vector unit's b row buffer "
+                               f"({v.buffer} elements" + (", and halves pairs cannot be cut)" if piece else
+                                                          f"; pieces start on {q}-element atoms)"))
+        P = tile.prog
+        for p0, pw in _chunks(n, piece):
+            av, bv, yv = _View(a, p0, pw), _View(b, p0, pw), _View(y, p0, pw)
+            group = max(1, (v.buffer // lanes) // -(-pw // lanes))
+            for q0, qn in _chunks(nrows, _MAX_FIELD):
+                q0 += r0
+                tile.before_loads(*[_span(w.row(q0), qn, w.row_bytes, w.stride) for w in (av, bv)])
+                P.vpu(**dict(cmd, n=pw, rows=qn))
+                tile.store("vpu_y", yv.row(q0), qn, yv.row_bytes, yv.stride, lanes * y.elem)
+                full, tail = divmod(qn, group)
+                if full > 1:
+                    with P.loop(full):
+                        for w in (bv, av):
+                            P.load("vpu_" + ("b" if w is bv else "a"), w.row(q0), group, w.row_bytes,
+                                   w.stride if group > 1 else 0, _log2(lanes * w.elem), iter_stride=group * w.stride)
+                for g0, gn in ([(0, group)] if full == 1 else []) + ([(full * group, tail)] if tail else []):
+                    for w in (bv, av):
+                        P.load("vpu_" + ("b" if w is bv else "a"), w.row(q0 + g0), gn, w.row_bytes,
+                               w.stride if gn > 1 else 0, _log2(lanes * w.elem))
 
     # -- the whole graph -----------------------------------------------------------------------
     def run(self):

@@ -16,14 +16,20 @@ command queues of five units that run concurrently, each in its own command orde
 
 Units meet on the port queues (a GEMM ``LOAD_B`` takes the beats a ``LOAD gemm_b`` brings,
 whichever is issued first); a unit command that needs beats not yet there waits, and takes
-them as they come. As in the tile, the load DMA delivers in LOAD order (one router, no buffer
-per port): a LOAD's beats reach its port once every beat of the LOAD before has been taken, and
-a LOAD is answered (its error too) after its last beat was taken; the vector unit takes a beat
-of ``a`` and of ``b`` together (ADD, MUL, ROPE), so a binary operation fed by the one load DMA
-hangs, as it does on the tile. A GEMM or vector-unit command is answered once its output has
-been taken from its port (``hw.gemm``: output buffer empty; ``hw.vpu``: status after the data):
-a LOAD whose beats no unit takes, or a result no STORE takes, leaves its unit waiting (the
-beats are the hung tile's ``leftover``).
+them as they come. As in the tile, the load DMA delivers in LOAD order (one router): a LOAD's
+beats reach its port once every beat of the LOAD before has been taken, and a LOAD is answered
+(its error too) after its last beat was taken — except ``vpu_b``, whose beats go into the row
+buffer in front of the vector unit (``buffer / lanes`` beats): such a LOAD is answered once its
+beats are in the buffer, and while the buffer is full it waits, with every LOAD after it. The
+vector unit takes a beat of ``a`` and of ``b`` together (ADD, MUL, ROPE), so a program loads a
+row of ``b``, then the row of ``a`` it pairs with (``a`` first hangs). A GEMM or vector-unit
+command is answered once its output has been taken from its port (``hw.gemm``: output buffer
+empty; ``hw.vpu``: status after the data): a LOAD whose beats no unit takes, or a result no
+STORE takes, leaves its unit waiting (the beats are the hung tile's ``leftover``).
+The units' command ports are the tile's: the GEMM engine takes a command once the LOAD_*/STORE
+before it is done (a COMPUTE it hands on at once), the vector unit once the previous command
+has taken its last input beat; until then the sequencer waits (so a program that issues a
+unit's second command before the data of its first hangs, as on the tile).
 Output queues are not bounded here (the units' output buffers are: 8 GEMM beats, a few VPU
 rows), so an order of STOREs that overflows one is not seen. The sequencer
 waits on FENCE (the units of the mask idle), WAIT (the semaphore), END (every unit idle) and
@@ -55,7 +61,7 @@ FENCE on that unit since is a race on the hardware (the DMAs run concurrently), 
 model, running eagerly, sees the data written. Each is recorded in the tile's ``hazards``.
 
 Cycles: none here. Every event goes through a :class:`CycleModel` (``timing=``), whose methods
-this model calls and ignores; the cycle model (a later step) will fill them in.
+this model calls and ignores; :class:`~.timing.Timing` turns them into the tile's cycles.
 """
 
 from collections import deque
@@ -81,6 +87,7 @@ __all__ = ["Memory", "Machine", "TileModel", "TileResult", "GemmEngine", "CycleM
            "run_program"]
 
 _OPCODES = {o.value for o in Opcode}
+_GEMM_OPS = {o.value for o in GemmOp}
 _ALL_UNITS = Unit(sum(u.value for u in Unit))
 
 
@@ -165,11 +172,17 @@ class Memory:
 # ---- cycle model hooks -------------------------------------------------------------------------
 
 class CycleModel:
-    """The place of the cycle model (a later step). The machine calls each method at the event
-    it names and ignores what it returns; this base class does nothing. ``unit`` is a
-    :class:`~scoville.hw.accel.isa.Unit`; ``cmd`` the command's fields."""
+    """The hooks of a cycle model (:class:`~.timing.Timing` is the tile's). The machine calls
+    each method at the event it names, in the functional model's order (causal: a unit command
+    is issued only once the unit could take it, see the module docstring), and ignores what it
+    returns; this base class does nothing. ``unit`` is a :class:`~scoville.hw.accel.isa.Unit`;
+    ``cmd``/``fields`` the command's fields (a LOAD/STORE's resolved: effective ``addr``,
+    ``port`` a LoadPort/StorePort)."""
 
-    def issue(self, tile, pc, opcode):
+    def launch(self, tile, pc):
+        """``tile`` starts its program at ``pc``."""
+
+    def issue(self, tile, pc, opcode, fields):
         """The sequencer of ``tile`` issued the instruction at ``pc``."""
 
     def blocked(self, tile, pc, reason):
@@ -182,10 +195,15 @@ class CycleModel:
         """``unit`` answered that command."""
 
     def beats(self, tile, port, count):
-        """``count`` beats entered (LoadPort, unit outputs) or left (StorePort) a port queue."""
+        """``count`` beats entered (``count > 0``: put by the port's producer) or left (taken by
+        its consumer) a port queue; the vector unit's two operands are taken together, ``a``
+        first."""
 
     def memory(self, tile, unit, kind, addr, rows, row_bytes, stride):
         """``unit`` read (``kind`` "read") or wrote ("write") an HBM window."""
+
+    def fault(self, tile, code, pc):
+        """``tile`` stopped with an error."""
 
 
 # ---- the GEMM engine -------------------------------------------------------------------------
@@ -308,6 +326,7 @@ class TileResult:
 class _UnitState:
     def __init__(self, unit):
         self.unit, self.cmds, self.gen, self.pc, self.waiting = unit, deque(), None, None, None
+        self.cmd, self.input_done = None, False
 
     @property
     def pending(self):
@@ -378,6 +397,7 @@ class TileModel:
         self.state, self.pc, self.retired = "running", pc & ~(INSTR_BYTES - 1), 0
         self.err_code, self.err_pc, self.hazards, self.hung = ErrCode.NONE, 0, [], None
         self.loop_on, self.blocked_on, self.blocked_timeout = False, None, 0
+        self.timing.launch(self.index, self.pc)
 
     def _reset_units(self):
         for q in self.queues.values():
@@ -392,6 +412,7 @@ class TileModel:
         self.state, self.err_code, self.err_pc = "error", ErrCode(code), pc
         self.blocked_on = None
         self._reset_units()
+        self.timing.fault(self.index, self.err_code, pc)
 
     def result(self):
         leftover = {PORT_NAMES[p]: len(q) for p, q in self.queues.items() if q}
@@ -448,13 +469,15 @@ class TileModel:
         issued, advance = True, True
         if op in (Opcode.LOAD, Opcode.STORE):
             issued = self._move(op, pc, f)
+            f = self._moved if issued else f
         elif op in (Opcode.GEMM, Opcode.VPU):
             issued = self._unit_cmd(Unit.GEMM if op == Opcode.GEMM else Unit.VPU, pc, f)
         elif op == Opcode.KV:
             if self.loop_on and pc + INSTR_BYTES == self.loop_end:
                 raise _Fault(ErrCode.BAD_OPERAND, pc)   # its descriptor would be outside the body
             self._advance()                     # the descriptor is the word after
-            self._push(Unit.KV, pc, self._fetch(self.pc))
+            f = self._fetch(self.pc)
+            self._push(Unit.KV, pc, f)
         elif op == Opcode.SIGNAL:
             self.machine.post(f["sem"], f["count"])
         elif op == Opcode.WAIT:
@@ -494,7 +517,7 @@ class TileModel:
         if advance:
             self._advance()
         self.events += 1
-        self.timing.issue(self.index, pc, op)
+        self.timing.issue(self.index, pc, op, f)
 
     def _busy_text(self, units):
         busy = []
@@ -523,14 +546,34 @@ class TileModel:
         if not self._room(unit, pc):
             return False
         port = (LoadPort if op == Opcode.LOAD else StorePort)(f["port"])
-        self._push(unit, pc, dict(f, addr=eff, iter_stride=0, port=port))
+        self._moved = dict(f, addr=eff, iter_stride=0, port=port)
+        self._push(unit, pc, self._moved)
         return True
 
     def _unit_cmd(self, unit, pc, f):
-        if not self._room(unit, pc):
+        if not self._room(unit, pc) or not self._takes_command(unit, pc):
             return False
         self._push(unit, pc, f)
         return True
+
+    def _takes_command(self, unit, pc):
+        """Whether the unit's command port is ready, as in the tile: the GEMM engine's decoder
+        holds one command until it is done, except a COMPUTE, which it hands on at once (so a
+        LOAD_*/STORE blocks the sequencer until it has finished); the vector unit's front end
+        takes a command once the previous one has taken all its input beats."""
+        s = self.units[unit]
+        cmds = ([s.cmd] if s.gen is not None else []) + [c for _, c in s.cmds]
+        if unit is Unit.GEMM:
+            busy = next((c for c in cmds if c.get("op") != GemmOp.COMPUTE.value), None)
+            what = busy and f"the GEMM engine is busy with {GemmOp(busy['op']).name if busy['op'] in _GEMM_OPS else busy['op']}"
+        else:
+            busy = s.cmds or (s.gen is not None and not s.input_done)
+            what = busy and "the vector unit has not taken all the inputs of its previous command"
+        if not busy:
+            return True
+        at = s.pc if s.gen is not None else s.cmds[0][0]
+        self._blocked("busy", f"{unit.name} at {pc:#x}: {what} (at {at:#x})")
+        return False
 
     # -- the units -----------------------------------------------------------------------------
     def _run_units(self):
@@ -547,6 +590,7 @@ class TileModel:
                 if not u.cmds:
                     return
                 u.pc, cmd = u.cmds.popleft()
+                u.cmd, u.input_done = cmd, False
                 u.gen = getattr(self, "_exec_" + u.unit.name.lower())(cmd)
                 u.waiting = None
                 self.events += 1
@@ -633,12 +677,25 @@ class TileModel:
         padded = np.zeros((rows, nb * beat), np.uint8)
         padded[:, :rb] = window
         words[:, :beat] = padded.reshape(rows * nb, beat)
-        q = self.queues[mv["port"]]
-        self._put(mv["port"], [bytes(w) for w in words])
-        # in order: the next LOAD's beats come once its unit has taken all of these, and the
-        # status (an AXI error included) follows the last one
-        while q:
-            yield f"{PORT_NAMES[mv['port']]} to take {len(q)} more beats"
+        port, q = mv["port"], self.queues[mv["port"]]
+        beats = [bytes(w) for w in words]
+        if port is LoadPort.VPU_B:
+            # the row buffer in front of the vector unit's b: the LOAD ends once its beats are
+            # in; while it is full, the DMA (and every LOAD after this one) waits
+            room = self.cfg.vpu.buffer // self.cfg.vpu.lanes
+            while beats:
+                k = min(len(beats), room - len(q))
+                if k:
+                    self._put(port, beats[:k])
+                    del beats[:k]
+                if beats:
+                    yield f"room in the vpu_b row buffer for {len(beats)} more beats (holds {room})"
+        else:
+            self._put(port, beats)
+            # in order: the next LOAD's beats come once its unit has taken all of these, and
+            # the status (an AXI error included) follows the last one
+            while q:
+                yield f"{PORT_NAMES[port]} to take {len(q)} more beats"
         if bad.any():
             raise _Fault(ErrCode.LOAD)
 
@@ -674,6 +731,8 @@ class TileModel:
                          rope_max=v.rope_max) is not VpuStatus.OK:
             raise _Fault(ErrCode.UNIT)
         op, n, rows, lanes = VpuOp(f["op"]), f["n"], f["rows"], v.lanes
+        unit = self.units[Unit.VPU]
+        unit.input_done = op is VpuOp.LOAD_P        # the back end takes LOAD_P's beats
         if op is VpuOp.LOAD_P:
             params = [unpack(ChannelParam, int.from_bytes(b, "little"))
                       for b in (yield from self._take(LoadPort.VPU_P, n))]
@@ -694,6 +753,7 @@ class TileModel:
                     b = self._elements(words, in_w, n)[None]
             else:
                 a = self._elements((yield from self._take(LoadPort.VPU_A, nb)), in_w, n)
+            unit.input_done = r == rows - 1
             row = dict(f, rows=1)
             if op is VpuOp.SOFTMAX and f["causal"]:
                 row.update(causal=0, len=f["len"] + r)      # row r keeps len + r elements
