@@ -1,7 +1,10 @@
 """The whole accelerator on Verilator, driven as its host drives it (``verif/tb_accel.py``).
 
 Two tiles, two HBM channels and the KV-cache DMA on the mesh; programs written through the host
-AXI4 port and launched through the CSRs; results read back and compared byte for byte.
+AXI4 port and launched through the CSRs; results read back and compared byte for byte. The
+jobs: a barrier between the tiles (tile 1 multiplies tile 0's result, read across the mesh), an
+error on one tile while the other ends, a KV-cache DMA copy issued by a program and fenced
+before the barrier, and the first job again.
 """
 
 import numpy as np
@@ -11,6 +14,7 @@ from conftest import run_block
 from test_accel_tile import Job, gemm_job, save_jobs
 
 from scoville.hw.accel.isa import ErrCode, Unit
+from scoville.hw.kvdma.descriptors import Op as KVOp, pack_descriptor
 from scoville.sim.accel import asm
 
 
@@ -69,6 +73,31 @@ def _barrier_job(rng):
     return sj
 
 
+def _kv_job(rng):
+    """Tile 0: C0 = A.B0, then the KV-cache DMA copies C0 into channel 1 (a KV COPY descriptor
+    from tile 0's program), FENCE KV, SIGNAL; tile 1: WAIT, then D = copy(C0).B1."""
+    sj = SystemJob("kv_copy_barrier", rng)
+    img = sj.image
+    t0 = sj.program(CHANNEL - 0x1000)
+    gemm_job("t0", rng, 5, 16, 8, base=0x0000, job=img, end=False)
+    t0.words, img.words = img.words, []
+    c0, c0_at, stride = img.c, img.c_at, img.c_stride
+    dst = CHANNEL + 0x8000
+    t0.emit(asm.fence(Unit.STORE))
+    t0.emit(asm.kv(pack_descriptor(KVOp.COPY, count=stride, a=c0_at, b=dst, c=c0.shape[0], d=stride, e=stride)))
+    t0.emit(asm.fence(Unit.KV))
+    t0.emit(asm.signal(1, 1))
+    t0.emit(asm.end())
+    img.after[dst:dst + c0.shape[0] * stride] = img.after[c0_at:c0_at + c0.shape[0] * stride]
+    t1 = sj.program(MEM - 0x1000)
+    t1.emit(asm.wait(1, 1, timeout=200_000))
+    gemm_job("t1", rng, 5, 8, 8, base=CHANNEL, job=img, a=c0, a_at=dst, a_stride=stride, end=False)
+    t1.words += img.words
+    img.words = []
+    t1.emit(asm.end())
+    return sj
+
+
 def _error_job(rng):
     """Tile 0 runs into a zero word (BAD_OPCODE at its address); tile 1 ends normally."""
     sj = SystemJob("tile0_bad_opcode", rng)
@@ -85,7 +114,7 @@ def _error_job(rng):
 @pytest.fixture(scope="module")
 def job_file(tmp_path_factory):
     rng = np.random.default_rng(11)
-    jobs = [_barrier_job(rng), _error_job(rng), _barrier_job(rng)]
+    jobs = [_barrier_job(rng), _error_job(rng), _kv_job(rng), _barrier_job(rng)]
     return save_jobs(jobs, tmp_path_factory.mktemp("accel"))
 
 
