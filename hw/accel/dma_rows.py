@@ -13,7 +13,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, exact_log2
 
-from ..axi import Resp
 from ..burst import AXI_PAGE, BurstSplitter
 
 

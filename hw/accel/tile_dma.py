@@ -24,28 +24,33 @@ Structure, per direction (the two share nothing but ``m_axi`` and run concurrent
   (``2 * max_burst`` atoms); a burst's AW is issued once all its atoms are buffered, so W never
   waits for the unit.
 
-Timing, with ``L`` the memory's cycles from an AR handshake to the first R handshake, ``Lw``
-from a burst's last W handshake to its B handshake, no stalls, a window of ``A`` atoms and
-``U`` unit beats in ``K`` bursts, every row fitting one burst, ``B >= D`` or ``B < D`` alike:
+Timing. ``L``: the memory's cycles from an AR handshake to its first R handshake; ``Lw``: from
+a burst's last W handshake to its B handshake; a window of ``A`` atoms and ``U`` unit beats;
+the command's handshake at cycle 0; no stalls (a ready unit, a memory without pauses):
 
-* read, command handshake at cycle 0: AR handshake at cycle 3, last ``m_rd`` beat at
-  ``L + 5 + max(A, U)`` when bursts keep up (below), the status one cycle later;
-* write, command handshake at cycle 0 with the unit's beats waiting: ``m_wr_sts`` handshake at
-  ``max(A, U) + K_tail + Lw + 7`` for ``A <= max_burst`` (one burst: ``K_tail = 0``);
-* throughput: one atom a cycle per direction while ``B >= D`` (``B = 2D``: one unit beat per 2
-  cycles), ``B`` bytes a cycle while ``B < D``, provided the bursts in flight cover the memory
-  latency: reads ``(outstanding - 1) * b >= L + 4`` and writes ``(outstanding - 1) * b >= Lw + 4``
-  with ``b`` the beats per burst (``max_burst`` for long rows). A row needing the splitter costs
-  ``2k + 1`` cycles of burst issue for ``k`` bursts, so rows of fewer than ``2k + 1`` atoms
-  that do not fit one burst run below the bus rate. A long read of ``A`` atoms with ``B >= D``
-  therefore takes ``L + 5 + A`` cycles.
+* read: AR handshake at cycle 3, last ``m_rd`` beat at ``L + 5 + max(A, U)``, its status one
+  cycle later (the AR and the last beat 2 cycles later when the first row needs the splitter:
+  more than ``max_burst`` atoms, or crossing 4 KiB);
+* write, the unit's beats offered from cycle 0: ``m_wr_sts`` handshake at
+  ``max(A, U) + k + Lw + 4`` with ``k`` the beats of the window's last burst (an AW waits for
+  its burst's data: store and forward of one burst);
+* these hold for long windows and for back-to-back commands alike (no cycle per command or
+  per row) while the bursts in flight cover the latency: ``(outstanding - 1) * b >= L + 3`` for
+  reads, ``(outstanding - 1) * b >= Lw + 2`` for writes, ``b`` the beats per burst
+  (``max_burst`` for rows of that many atoms or more; the read buffer bounds reads the same way),
+  and while each row that needs the splitter has at least ``2k + 1`` atoms for its ``k`` bursts
+  (the splitter takes ``2k + 1`` cycles a row; a row of one burst takes one cycle);
+* so the rate is one atom a cycle per direction while ``B >= D`` (``B = 2D``: one unit beat per
+  2 cycles), ``B`` bytes a cycle while ``B < D``, both directions at once; the per-command
+  overhead is ``L + 5`` (read) and ``k + Lw + 4`` (write) cycles.
 
 Commands of one direction complete in order; reads use ARID 0, writes AWID 0 (one ID each:
 R and B IDs are not looked at).
 
 Commands outside the ISA's rules never hang the engine nor write outside their window:
 
-* ``rows == 0`` or ``row_bytes == 0``: no AXI transaction, no unit beat, status OKAY.
+* ``rows == 0`` or ``row_bytes == 0``: no AXI transaction, no unit beat, status OKAY (SLVERR
+  when also misaligned, below).
 * ``addr`` or ``stride`` not a multiple of 32 (``bad``): the bursts are issued at the addresses
   with the bits below one atom cleared, but write with WSTRB 0 (nothing is written); reads
   deliver the command's beats as zeros. Status: SLVERR at least.
@@ -81,6 +86,8 @@ from .dma_unpack import Unpack, atom_layout
 __all__ = ["TileDMAParams", "DMACommand", "ReadBeat", "WriteBeat", "DMAStatus", "TileDMA", "DMARead",
            "DMAWrite", "tile_dma", "ATOM_ALIGN", "READ_ID", "WRITE_ID"]
 
+# SyncFIFOBuffered of depth 1 moves one entry per 2 cycles and of depth 2 has zero-width pointers
+_MIN_BUFFER = 3
 ATOM_ALIGN = 32             # addr and stride must be multiples of the HBM atom (isa.ATOM_BYTES)
 READ_ID = WRITE_ID = 0
 
@@ -153,9 +160,8 @@ def _addr_layout(addr_width):
 
 
 class DMARead(wiring.Component):
-    """The read direction of :class:`TileDMA` (HBM to unit); members as there, ``ar``/``r``
-    are the AR and R channels (``r.ready`` is always 1), ``drain`` says the abort is still
-    draining."""
+    """The read direction of :class:`TileDMA` (HBM to unit); members as there (``o``, ``sts``:
+    ``m_rd``, ``m_rd_sts``), ``ar``/``r`` are the AR and R channels (``r.ready`` is always 1)."""
 
     def __init__(self, *, addr_width, atom_bytes, port_bytes, max_burst, outstanding):
         self._aw, self._D, self._P, self._max_burst, self._outstanding = \
@@ -172,7 +178,7 @@ class DMARead(wiring.Component):
 
     @property
     def buffer_atoms(self):
-        return self._outstanding * self._max_burst
+        return max(self._outstanding * self._max_burst, _MIN_BUFFER)
 
     def elaborate(self, platform):
         m = Module()
@@ -229,8 +235,8 @@ class DMARead(wiring.Component):
 
 
 class DMAWrite(wiring.Component):
-    """The write direction of :class:`TileDMA` (unit to HBM); members as there, ``aw``/``w``/``b``
-    are the AW, W and B channels."""
+    """The write direction of :class:`TileDMA` (unit to HBM); members as there (``s_data``,
+    ``sts``: ``s_wr_data``, ``m_wr_sts``), ``aw``/``w``/``b`` are the AW, W and B channels."""
 
     def __init__(self, *, addr_width, atom_bytes, port_bytes, max_burst, outstanding):
         self._aw, self._D, self._P, self._max_burst, self._outstanding = \
@@ -248,7 +254,7 @@ class DMAWrite(wiring.Component):
 
     @property
     def buffer_atoms(self):
-        return 2 * self._max_burst
+        return max(2 * self._max_burst, _MIN_BUFFER)
 
     def elaborate(self, platform):
         m = Module()
@@ -276,12 +282,13 @@ class DMAWrite(wiring.Component):
         _connect_queue(m, walk_q, walk_r, walker.cmd)
         done_layout = data.StructLayout({"last": 1, "bad": 1, "none": 1})
         # one entry per burst (or empty command) awaiting its B, in order: bounds the bursts in flight
-        done_q = m.submodules.done_q = fifo.SyncFIFO(width=done_layout.size, depth=O)
-        wcmd = m.submodules.wcmd = fifo.SyncFIFO(width=bits_for(M), depth=O)
+        # (depth 2 at least: a one-entry SyncFIFO has zero-width pointers; done_q.level bounds it)
+        done_q = m.submodules.done_q = fifo.SyncFIFO(width=done_layout.size, depth=max(O, 2))
+        wcmd = m.submodules.wcmd = fifo.SyncFIFO(width=bits_for(M), depth=max(O, 2))
         committed = Signal(range(self.buffer_atoms + 1))
         burst = walker.o.payload
         aw = self.aw
-        m.d.comb += walker.o.ready.eq(~drop & done_q.w_rdy & (burst.none | (
+        m.d.comb += walker.o.ready.eq(~drop & (done_q.level < O) & (burst.none | (
             (~aw.valid | aw.ready) & wcmd.w_rdy & (wbuf.level >= committed + burst.beats))))
         issue = walker.o.valid & walker.o.ready
         new = issue & ~burst.none
@@ -355,7 +362,7 @@ class TileDMA(wiring.Component):
         Longest INCR burst, 1..256 beats.
     outstanding : int
         Bursts in flight per direction, 1..64; the read buffer holds ``outstanding * max_burst``
-        atoms, the write buffer ``2 * max_burst``.
+        atoms, the write buffer ``2 * max_burst`` (3 at least, both).
 
     Members
     -------
