@@ -2,6 +2,7 @@
 and the functional machine model, against the golden models of the units. Pure Python."""
 
 import random
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,8 +18,11 @@ from scoville.hw.vpu.layouts import ChannelParam, Fmt, Op as VpuOp
 from scoville.hw.vpu.vpu import VPUParams
 from scoville.sim.accel import asm
 from scoville.sim.accel.alloc import AllocationError, HBMAllocator
+from scoville.sim.accel.compiler import Graph, compile
 from scoville.sim.accel.config import TileConfig
 from scoville.sim.accel.model import CycleModel, GemmEngine, Machine, Memory, run_program
+from scoville.sim.accel.runtime import run
+from scoville.sim.accel.timing import Timing
 from scoville.verif.gemm_model import gemm_ref, requant_ref
 from scoville.verif.vpu_model import VPUModel, reference
 
@@ -822,3 +826,89 @@ def test_tile_config_from_tile_params_and_beat_sizes():
     assert cfg.beat_sizes(LoadPort.VPU_A) == (4, 8, 16) and cfg.port_bytes(StorePort.VPU_Y) == 16
     with pytest.raises(ParameterError, match="gemm rows: 12 is not a power of two"):
         TileConfig(gemm=GEMMParams(rows=12, cols=16))
+
+
+# ---- the cycle model (sim/accel/timing.py) ----------------------------------------------------
+
+def _timed(program, cfg, **timing):
+    tm = Timing(cfg, **timing)
+    tm.trace = []
+    m = Machine(cfg, timing=tm)
+    m.memory.write(0x8000, bytes(range(256)) * 16)
+    m.load(0, program.words)
+    res, = m.run(0)
+    assert res.ok, res
+    return tm
+
+
+def test_the_cycle_model_issues_as_the_rtl_did():
+    """A 16 x 16 x 16 GEMM on the small tile, int32 out: every handshake the RTL waveform showed
+    (accel_tile, Verilator, memory read latency 20), cycle for cycle: the LOADs at 26 and 29,
+    the GEMM commands at 27 (LOAD_A), 119 (LOAD_B, once LOAD_A's 64 beats are in), 189 (COMPUTE),
+    194 (STORE), the STORE move at 196, 554 cycles in all (the GEMM STORE runs at 5 beats in 6)."""
+    cfg = TileConfig.from_tile_params(SimpleNamespace(
+        rows=4, cols=4, lanes=2, a_depth=64, b_depth=64, c_depth=64, max_n=16, vpu_buffer=32,
+        vpu_channels=32, addr_width=16, hbm_bytes=1 << 16, outstanding=8))
+    p = asm.Program(config=cfg)
+    p.load("gemm_a", addr=0x8000, rows=16, row_bytes=16, stride=32, beat_log2=2)
+    p.gemm("load_a", m=16, k=16)
+    p.load("gemm_b", addr=0x8200, rows=16, row_bytes=16, stride=32, beat_log2=2)
+    p.gemm("load_b", k=16, n=16)
+    p.gemm("compute", m=16, k=16, n=16)
+    p.gemm("store", m=16, n=16)
+    p.store("gemm_c", addr=0x9000, rows=16, row_bytes=64, stride=64, beat_log2=4)
+    p.end()
+    tm = _timed(p, cfg)
+    issued = {}
+    for _, what, t, *_ in tm.trace:
+        issued.setdefault(what, []).append(t)
+    assert issued["LOAD"] == [26, 29] and issued["GEMM"] == [27, 119, 189, 194] and issued["STORE"] == [196]
+    assert tm.cycles(0) == 554
+
+
+def test_a_repeat_iteration_costs_a_fetch_round_trip():
+    """Each iteration redirects the fetch: the burst in flight drains, then a new round trip;
+    the cycles grow with the memory's read latency, and the same run gives the same count."""
+    p = asm.Program(config=CFG)
+    p.vpu("scale", n=8, rows=6, mult_a=1)
+    p.store("vpu_y", addr=0x9000, rows=6, row_bytes=8, stride=32, beat_log2=3)
+    with p.loop(6):
+        p.load("vpu_a", addr=0x8000, rows=1, row_bytes=8, stride=0, beat_log2=3, iter_stride=32)
+    p.end()
+    runs = {lat: _timed(p, CFG, read_latency=lat).cycles(0) for lat in (5, 20, 20, 50)}
+    assert runs[5] < runs[20] < runs[50]
+    per_iteration = (_timed(p, CFG, read_latency=50).cycles(0) - runs[20]) / 30
+    assert 6 < per_iteration < 8        # about two latencies per iteration, plus the first fetch
+
+
+def test_a_wait_ends_when_the_other_tile_signals():
+    p0, p1 = asm.Program(config=CFG, base=0), asm.Program(config=CFG, base=0x1000)
+    p0.load("vpu_a", addr=0x8000, rows=40, row_bytes=64, stride=64, beat_log2=5)
+    p0.vpu("sum", n=16, rows=40, in_fmt=2)
+    p0.store("vpu_s", addr=0x9000, rows=40, row_bytes=8, stride=32, beat_log2=3)
+    p0.fence("store")
+    p0.signal(1, 1)
+    p0.end()
+    p1.wait(1, 1)
+    p1.end()
+    tm = Timing(CFG)
+    m = Machine(CFG, tiles=2, timing=tm)
+    m.load(0, p0.words)
+    m.load(0x1000, p1.words)
+    assert all(r.ok for r in m.run([0, 0x1000]))
+    assert tm.cycles(0) - 10 < tm.cycles(1) < tm.cycles(0) + 10
+    assert tm.cycles(1) > 200
+
+
+def test_the_cycle_model_is_fast_on_a_decode_sized_gemv():
+    cfg = TileConfig(gemm=GEMMParams(rows=16, cols=16, a_depth=4096, b_depth=16384, c_depth=4096, max_n=512),
+                     vpu=VPUParams(lanes=8, buffer=4096, channels=2048), hbm_bytes=1 << 30)
+    rng = np.random.default_rng(1)
+    g = Graph()
+    g.output("h", g.gemv(g.input("x", (1, 576)), g.weight("w", rng.integers(-128, 128, (576, 1536))),
+                         bias=0, mult=1, shift=8))
+    compiled = compile(g, cfg)
+    start = time.perf_counter()
+    cycles = [run(compiled, {"x": rng.integers(-128, 128, (1, 576))}).cycles for _ in range(2)]
+    assert time.perf_counter() - start < 5
+    assert cycles[0] == cycles[1] > 576 * 1536 / 16         # the weights at C bytes a cycle, at least

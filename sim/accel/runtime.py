@@ -14,6 +14,7 @@ the testbench only runs it), sets ``SCOVILLE_JOBS``/``SCOVILLE_JOBS_OUT`` and re
 final image, state, error code and address, cycles and instructions retired.
 """
 
+import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -24,9 +25,10 @@ from scoville.hw.accel.isa import ErrCode
 from scoville.hw.params import ParameterError
 
 from .model import Machine, Memory, TileResult
+from .timing import Timing
 
 
-__all__ = ["TileRun", "RunResult", "run", "ENGINES"]
+__all__ = ["TileRun", "RunResult", "run", "run_batch", "ENGINES"]
 
 ENGINES = ("model", "rtl")
 _SEQ_STATES = {2: "done", 3: "error"}       # hw.accel.sequencer.SeqState DONE, ERROR
@@ -66,48 +68,75 @@ def run(compiled, inputs=None, *, engine="model", max_cycles=2_000_000, fast_com
     :class:`RunResult`. ``max_cycles`` (RTL) fails the simulation of a program that runs longer;
     ``fast_compile`` builds the Verilator model at -O0 (what ``tests/test_accel_tile.py``
     builds, so the two share it)."""
+    return run_batch([(compiled, inputs)], engine=engine, max_cycles=max_cycles, fast_compile=fast_compile,
+                     seed=seed)[0]
+
+
+def run_batch(jobs, *, engine="model", max_cycles=2_000_000, fast_compile=True, seed=None):
+    """:func:`run` of every ``(compiled, inputs)`` of ``jobs``, a :class:`RunResult` each; on the
+    RTL in one simulation (the jobs back to back on one reset, as ``verif/tb_accel_tile.py``
+    runs them), so every compiled program must have the same configuration. The model's cycles
+    follow the same sequence: a job starts while the instruction fetch the previous one issued
+    past its END may still be arriving (:class:`~.timing.Timing`'s ``fetch_tail``)."""
     if engine not in ENGINES:
         raise ParameterError(f"engine: {engine!r} is not accepted (accepted: one of {', '.join(ENGINES)})")
-    image = compiled.memory_image(inputs)
+    images = [compiled.memory_image(inputs) for compiled, inputs in jobs]
     if engine == "model":
-        tiles, image, log = _run_model(compiled, image)
+        ran, tail = [], -1
+        for (compiled, _), image in zip(jobs, images):
+            ran.append(_run_model(compiled, image, fetch_tail=tail))
+            tail = ran[-1][3]
+        ran = [r[:3] for r in ran]
     else:
-        tiles, image, log = _run_rtl(compiled, image, max_cycles=max_cycles, fast_compile=fast_compile,
-                                     seed=seed)
-    outputs = {name: compiled.read_output(image, name) for name in compiled.outputs}
-    return RunResult(engine, outputs, tiles, image, log)
+        ran = _run_rtl([c for c, _ in jobs], images, max_cycles=max_cycles, fast_compile=fast_compile, seed=seed)
+    results = []
+    for (compiled, _), (tiles, image, log) in zip(jobs, ran):
+        outputs = {name: compiled.read_output(image, name) for name in compiled.outputs}
+        results.append(RunResult(engine, outputs, tiles, image, log))
+    return results
 
 
-def _run_model(compiled, image):
+def _run_model(compiled, image, *, fetch_tail=-1):
     cfg = compiled.config
-    m = Machine(cfg, tiles=compiled.tiles, memory=Memory(cfg.hbm_bytes, size=len(image), data=image))
+    timing = Timing(cfg, read_latency=int(os.environ.get("SCOVILLE_MEM_LATENCY", "20")), fetch_tail=fetch_tail)
+    m = Machine(cfg, tiles=compiled.tiles, memory=Memory(cfg.hbm_bytes, size=len(image), data=image),
+                timing=timing)
     results = m.run({p.tile: p.base for p in compiled.programs})
-    tiles = [TileRun(**{f.name: getattr(r, f.name) for f in fields(r)}) for r in results]
-    return tiles, m.memory.data, None
+    tiles = [TileRun(**{f.name: getattr(r, f.name) for f in fields(r)}, cycles=timing.cycles(r.tile))
+             for r in results]
+    tail = timing.fetch_tail_after(0) if len(results) == 1 and results[0].state == "done" else -1
+    return tiles, m.memory.data, None, tail
 
 
-def _run_rtl(compiled, image, *, max_cycles, fast_compile, seed):
+def _run_rtl(compileds, images, *, max_cycles, fast_compile, seed):
     # imported here: the model engine needs neither the block registry nor a simulator
     from scoville.sim.blocks import get_block
     from scoville.sim.runner import run as run_block
 
-    if len(compiled.programs) != 1:
-        raise ParameterError(f"engine rtl: {len(compiled.programs)} tiles (accepted: 1, the accel_tile "
-                             "block, until the multi-tile top exists; compile with tiles=1)")
-    prog = compiled.programs[0]
+    for compiled in compileds:
+        if len(compiled.programs) != 1:
+            raise ParameterError(f"engine rtl: {len(compiled.programs)} tiles (accepted: 1, the accel_tile "
+                                 "block, until the multi-tile top exists; compile with tiles=1)")
+        if compiled.config != compileds[0].config:
+            raise ParameterError("engine rtl: the jobs of one batch need one configuration (one build)")
     block = get_block("accel_tile")
-    params = block.configure(**compiled.config.to_tile_params().as_dict()).as_dict()
+    params = block.configure(**compileds[0].config.to_tile_params().as_dict()).as_dict()
+    arrays = {"count": np.array(len(compileds))}
+    for k, (compiled, image) in enumerate(zip(compileds, images)):
+        arrays.update({f"{k}/name": np.array(f"compiled{k}"), f"{k}/before": image,
+                       f"{k}/prog": np.array(compiled.programs[0].base),
+                       f"{k}/errors": np.zeros((0, 3), np.int64), f"{k}/max_cycles": np.array(max_cycles)})
     with tempfile.TemporaryDirectory(prefix="scoville-accel-") as tmp:
         jobs, out = Path(tmp) / "jobs.npz", Path(tmp) / "out.npz"
-        np.savez(jobs, count=np.array(1), **{
-            "0/name": np.array("compiled"), "0/before": image, "0/prog": np.array(prog.base),
-            "0/errors": np.zeros((0, 3), np.int64), "0/max_cycles": np.array(max_cycles)})
+        np.savez(jobs, **arrays)
         result = run_block(block, params, module="scoville.verif.tb_accel_tile", testcase=r"\.programs$",
                            env={"SCOVILLE_JOBS": str(jobs), "SCOVILLE_JOBS_OUT": str(out)},
                            fast_compile=fast_compile, seed=seed)
+        ran = []
         with np.load(out) as back:
-            final = back["0/image"].copy()
-            state, code = int(back["0/state"]), int(back["0/err_code"])
-            tile = TileRun(prog.tile, _SEQ_STATES.get(state, f"state {state}"), ErrCode(code),
-                           int(back["0/err_pc"]), int(back["0/retired"]), cycles=int(back["0/cycles"]))
-    return [tile], final, result.log
+            for k, compiled in enumerate(compileds):
+                state, code = int(back[f"{k}/state"]), int(back[f"{k}/err_code"])
+                tile = TileRun(compiled.programs[0].tile, _SEQ_STATES.get(state, f"state {state}"), ErrCode(code),
+                               int(back[f"{k}/err_pc"]), int(back[f"{k}/retired"]), cycles=int(back[f"{k}/cycles"]))
+                ran.append(([tile], back[f"{k}/image"].copy(), result.log))
+    return ran
