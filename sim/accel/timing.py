@@ -528,6 +528,8 @@ class _TileTime:
             ta = [max(a, b) for a, b in zip(ta, tb)]
         cap = self.cfg.vpu.buffer // self.cfg.vpu.lanes
         keeps = op not in REDUCTIONS
+        per_row = -(-c.f["n"] // self.cfg.vpu.lanes)
+        halves = op is VpuOp.ROPE and c.f.get("halves")
         cur, ins = c.cur, []
         for t in ta:
             if keeps:
@@ -538,12 +540,14 @@ class _TileTime:
             self.v_beats += 1 if keeps else 0
             if op in USES_B:
                 self.b_reads.append(t)
+            x["pos"] = (x.get("pos", 0) + 1) % per_row
+            if halves and x["pos"] == 0:
+                cur += per_row // 2         # the first half's beats issue with their partners'
         c.cur = cur
         self.last_take[LoadPort.VPU_A] = cur - 1
         self._trim_b()
         x["ins"] = x.get("ins", []) + ins
-        rows, n = c.f["rows"], c.f["n"]
-        per_row = -(-n // self.cfg.vpu.lanes)
+        rows = c.f["rows"]
         while len(x["ins"]) >= per_row:
             row, x["ins"] = x["ins"][:per_row], x["ins"][per_row:]
             self._vpu_row(c, row)
@@ -574,6 +578,11 @@ class _TileTime:
             self.offers[StorePort.VPU_S].add(1, t)
             x["back_cur"] = t + 1
             return
+        if op is VpuOp.ROPE and c.f.get("halves"):
+            # halves pairs (j, j + n/2): a first-half beat issues when its partner comes, the
+            # second half's after them (docs/vpu.md: 3n / (2 lanes) cycles a row)
+            h = len(ins) // 2
+            ins = ins[h:] + [last_in + 1 + j for j in range(len(ins) - h)]
         pops = []
         start = last_in + VPU_TO_BACK + rowstats_latency(lanes) if op in TWO_PASS else -1
         for j, t in enumerate(ins):
