@@ -69,12 +69,13 @@ KV_CSR_BASE = 0x400
 class AccelParams(ComputeParams):
     """Parameters of the ``accel`` block: the tiles' compute units (:class:`~.tile.ComputeParams`)
     and the system around them. The defaults are the small configuration that simulates
-    quickly; a large one is e.g. ``--tiles 4 --rows 16 --cols 16 --hbm-channels 4 --lanes 8``
-    with deeper buffers."""
+    quickly (2 tiles of :class:`~.tile.ComputeParams`' defaults, 2 channels of 128 KiB); a large
+    one is e.g. ``--tiles 4 --hbm-channels 4 --hbm-rows 1024`` with the large compute parameters
+    :class:`~.tile.ComputeParams` names."""
     tiles: int = param(2, lo=1, hi=8, doc="compute tiles")
     hbm_channels: int = param(2, lo=1, hi=8, doc="HBM pseudo-channels (one controller and mesh node each)")
     hbm_preset: str = param("hbm2", choices=tuple(PRESETS), doc="HBM timing preset")
-    hbm_rows: int = param(32, lo=2, hi=1 << 17, power_of_two=True, doc="rows per bank modelled per channel")
+    hbm_rows: int = param(8, lo=2, hi=1 << 17, power_of_two=True, doc="rows per bank modelled per channel")
     mesh_cols: int = param(0, lo=0, hi=16, doc="mesh columns (0: max(tiles, channels, 2))")
     vcs: int = param(2, lo=2, hi=4, doc="VCs per mesh port (half requests, half responses)")
     buffer: int = param(4, lo=2, hi=32, doc="flits per VC buffer")

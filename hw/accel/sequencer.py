@@ -1,8 +1,8 @@
 """A tile's sequencer: fetches its program from HBM and issues each instruction to its unit.
 
 The program is a sequence of :data:`~.isa.Instr` words (``hw/accel/isa.py``). The sequencer
-issues in program order, one instruction per cycle at best (LOAD and STORE take three: operand
-products, checks, issue), into the units' command streams; the units then run concurrently,
+issues in program order, one instruction per cycle at best (LOAD and STORE take two: operand
+products, then checks and issue), into the units' command streams; the units then run concurrently,
 each in its own command order. The sequencer keeps, per unit, the byte address of every
 command it has issued and not yet seen the status of (at most ``outstanding``), so an error
 status names the instruction that caused it.
@@ -27,7 +27,7 @@ will not come) and enters ERROR. A LOAD/STORE window outside ``[0, hbm_bytes)`` 
 before it is issued (RANGE), so nothing is read or written for it.
 
 Latency: ``start`` to the first instruction issued is one fetch round trip plus 2 cycles.
-Throughput: one instruction per cycle (LOAD/STORE: one per 3 cycles) while the prefetch FIFO
+Throughput: one instruction per cycle (LOAD/STORE: one per 2 cycles) while the prefetch FIFO
 holds instructions and the target unit takes commands; fetch supplies ``fetch_burst`` words per
 ``L_fetch + fetch_burst`` cycles.
 

@@ -53,16 +53,19 @@ __all__ = ["ComputeParams", "TileParams", "Tile", "tile", "port_beats"]
 @dataclass(frozen=True)
 class ComputeParams(Params):
     """The parameters of a tile's compute units, shared by a tile and the whole accelerator.
-    The defaults are a small configuration that simulates quickly."""
-    rows: int = param(8, lo=2, hi=16, power_of_two=True, doc="systolic array rows (weight-stationary)")
-    cols: int = param(8, lo=2, hi=16, power_of_two=True, doc="systolic array columns")
-    a_depth: int = param(256, lo=2, hi=65536, doc="GEMM A buffer words (R int8 each)")
-    b_depth: int = param(256, lo=2, hi=65536, doc="GEMM B buffer words (C int8 each)")
-    c_depth: int = param(256, lo=2, hi=65536, doc="GEMM C buffer words (C int32 each)")
-    max_n: int = param(64, lo=1, hi=65535, doc="largest GEMM N of LOAD_Q/STORE")
-    lanes: int = param(4, lo=2, hi=16, power_of_two=True, doc="vector unit lanes")
-    vpu_buffer: int = param(256, lo=2, hi=16384, doc="vector unit row buffer (elements)")
-    vpu_channels: int = param(256, lo=2, hi=16384, doc="vector unit channel parameters")
+    The defaults are a small configuration that simulates quickly (a 4 x 4 array, 2 vector
+    lanes, 64-word buffers: a Verilator build of a few minutes); a large one is e.g.
+    ``--rows 16 --cols 16 --lanes 8 --a-depth 4096 --b-depth 4096 --c-depth 4096 --max-n 256
+    --vpu-buffer 4096 --vpu-channels 2048``."""
+    rows: int = param(4, lo=2, hi=16, power_of_two=True, doc="systolic array rows (weight-stationary)")
+    cols: int = param(4, lo=2, hi=16, power_of_two=True, doc="systolic array columns")
+    a_depth: int = param(64, lo=2, hi=65536, doc="GEMM A buffer words (R int8 each)")
+    b_depth: int = param(64, lo=2, hi=65536, doc="GEMM B buffer words (C int8 each)")
+    c_depth: int = param(64, lo=2, hi=65536, doc="GEMM C buffer words (C int32 each)")
+    max_n: int = param(16, lo=1, hi=65535, doc="largest GEMM N of LOAD_Q/STORE")
+    lanes: int = param(2, lo=2, hi=16, power_of_two=True, doc="vector unit lanes")
+    vpu_buffer: int = param(32, lo=2, hi=16384, doc="vector unit row buffer (elements)")
+    vpu_channels: int = param(32, lo=2, hi=16384, doc="vector unit channel parameters")
     outstanding: int = param(8, lo=1, hi=64, doc="moves and unit commands in flight per unit")
 
     def check(self):
@@ -79,7 +82,7 @@ class ComputeParams(Params):
 @dataclass(frozen=True)
 class TileParams(ComputeParams):
     """Parameters of one compute tile (the ``accel_tile`` block)."""
-    addr_width: int = param(34, lo=12, hi=40, doc="HBM byte address bits")
+    addr_width: int = param(16, lo=12, hi=40, doc="HBM byte address bits")
     hbm_bytes: int = param(0, lo=0, hi=1 << 40, doc="HBM size a move must stay inside (0: 2**addr_width)")
     id_width: int = param(4, lo=1, hi=15, doc="AXI ID bits of the sequencer and DMA (m_axi: one more)")
 
